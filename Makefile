@@ -1,0 +1,79 @@
+# sentry_relay - PGXS build, plus the project's entry points:
+#
+#   make deps    install the Debian packages the build and tests need
+#   make test    build, install, and run every test (unit, pg_regress, TAP)
+#   make demo    run the main job end to end on a throwaway cluster
+#   make fuzz    run the libFuzzer targets for FUZZ_SECONDS each
+#
+# test, demo and deps work before pg_config exists: they install it first.
+
+EXTENSION = sentry_relay
+EXTVERSION = 0.1.0
+
+MODULE_big = sentry_relay
+OBJS = \
+	src/sentry_relay.o \
+	src/guc.o \
+	src/decode_sql.o \
+	src/decode_common.o \
+	src/decode_event.o \
+	src/decode_commit.o \
+	src/state.o
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+PG_CPPFLAGS = -I$(srcdir)/src
+# The server headers are included as system headers so that -Wextra judges
+# our code, not PostgreSQL's inline functions.
+PG_CFLAGS = -Wall -Wextra -Werror -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
+SHLIB_LINK = -ljson-c
+EXTRA_CLEAN = test/unit/test_state test/unit/test_decode test/fuzz/fuzz_event \
+	test/fuzz/fuzz_commit_log
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+
+.DEFAULT_GOAL := all
+
+ifneq ($(wildcard $(PG_CONFIG)),)
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+else
+all:
+	$(CURDIR)/test/setup-deps.sh
+	$(MAKE) all
+install:
+	$(CURDIR)/test/setup-deps.sh
+	$(MAKE) install
+endif
+
+.PHONY: deps test demo fuzz fuzz-smoke unit bench
+
+deps:
+	$(CURDIR)/test/setup-deps.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) install
+	$(CURDIR)/test/run-tests.sh
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) install
+	$(CURDIR)/test/demo.sh
+
+# Pure-C unit tests: no PostgreSQL needed.
+UNIT_CFLAGS = -O1 -g -Wall -Wextra -Werror -Isrc
+test/unit/test_state: test/unit/test_state.c src/state.c src/state.h test/unit/tap.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_state.c src/state.c
+
+test/unit/test_decode: test/unit/test_decode.c src/decode_*.c src/decode.h test/unit/tap.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_decode.c src/decode_common.c \
+		src/decode_event.c src/decode_commit.c -ljson-c -lm
+
+unit: test/unit/test_state test/unit/test_decode
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	$(CURDIR)/test/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	$(CURDIR)/test/fuzz/run.sh 10

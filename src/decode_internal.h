@@ -1,0 +1,61 @@
+/*
+ * decode_internal.h - helpers shared by the event and commit-log decoders.
+ *
+ * Not part of the public decoder API (decode.h).  Pure C over json-c.
+ */
+#ifndef SR_DECODE_INTERNAL_H
+#define SR_DECODE_INTERNAL_H
+
+#include <json-c/json.h>
+
+#include "decode.h"
+
+struct sr_decoder
+{
+	struct json_tokener *tok;
+	size_t		max_message_bytes;
+	/* string arena for decoded fields; reset on every decode call */
+	char	   *arena;
+	size_t		arena_len;
+	size_t		arena_cap;
+};
+
+/* Arena offsets are resolved to pointers once decoding is finished. */
+typedef size_t sr_aoff;
+#define SR_ANULL ((sr_aoff) -1)
+
+extern void sr_set_error(sr_error *err, sr_errclass cls, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+extern void sr_excerpt(char *dst, size_t dstlen, const char *s, size_t len);
+
+extern void sr_arena_reset(sr_decoder *dec);
+extern bool sr_arena_append(sr_decoder *dec, const char *s, size_t len,
+							sr_error *err);
+extern bool sr_arena_push(sr_decoder *dec, const char *s, size_t len,
+						  sr_aoff *off, sr_error *err);
+extern const char *sr_arena_str(const sr_decoder *dec, sr_aoff off);
+
+extern bool sr_check_text(const char *what, const void *buf, size_t len,
+						  sr_error *err);
+extern struct json_object *sr_parse_json(sr_decoder *dec, const char *what,
+										 const char *buf, size_t len,
+										 sr_error *err);
+
+extern bool sr_json_int64(struct json_object *v, const char *field,
+						  int64_t *out, sr_error *err);
+extern bool sr_json_bool(struct json_object *v, const char *field, bool *out,
+						 sr_error *err);
+extern bool sr_json_string(struct json_object *v, const char *field,
+						   const char **s, size_t *len, sr_error *err);
+extern bool sr_json_timestamp(struct json_object *v, const char *field,
+							  int64_t *us, sr_error *err);
+
+extern bool sr_parse_decimal(const char *s, size_t len, const char *field,
+							 int64_t *out, sr_error *err);
+extern bool sr_parse_iso8601(const char *s, size_t len, const char *field,
+							 int64_t *us, sr_error *err);
+
+extern const sr_header *sr_find_header(const sr_header *headers,
+									   size_t nheaders, const char *name);
+
+#endif							/* SR_DECODE_INTERNAL_H */

@@ -1,0 +1,116 @@
+#!/bin/bash
+# run-tests.sh - run every test suite of sentry_relay, as `make test` does:
+#   1. unit tests of the pure C modules (state machine, decoders), via prove;
+#   2. pg_regress on a throwaway instance with sentry_relay preloaded;
+#   3. isolation specs (test/specs/*.spec), when there are any;
+#   4. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster, when any.
+# Each runner prints its own summary; the script ends with one line
+# "N passed, N failed" counting suites, and exits non-zero on any failure.
+# PostgreSQL refuses to run as root, so servers run as the postgres user.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=$($PG_CONFIG --bindir)
+PGXS_DIR=$(dirname "$($PG_CONFIG --pgxs)")/../..
+RUN_AS=${SR_TEST_USER:-postgres}
+WORK=$(mktemp -d /tmp/sentry_relay_test.XXXXXX)
+chmod 755 "$WORK"
+[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK"
+
+as_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u "$RUN_AS" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+passed=0
+failed=0
+failed_names=()
+suite_result() {
+	if [ "$2" -eq 0 ]; then
+		passed=$((passed + 1))
+		echo "== suite $1: PASS"
+	else
+		failed=$((failed + 1))
+		failed_names+=("$1")
+		echo "== suite $1: FAIL"
+	fi
+}
+
+cd "$REPO" || exit 1
+
+echo "== unit tests (pure C)"
+make -s unit && prove --exec '' test/unit/test_state test/unit/test_decode
+suite_result unit $?
+
+echo "== pg_regress"
+mkdir -p "$WORK/regress"
+[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/regress"
+as_user "$PGXS_DIR/src/test/regress/pg_regress" \
+	--bindir="$PGBIN" \
+	--temp-instance="$WORK/regress/instance" \
+	--temp-config="$REPO/test/regress.conf" \
+	--inputdir="$REPO" \
+	--outputdir="$WORK/regress" \
+	--schedule="$REPO/test/schedule" \
+	--dbname=contrib_regression
+rc=$?
+if [ $rc -ne 0 ] && [ -f "$WORK/regress/regression.diffs" ]; then
+	echo "---- regression.diffs"
+	cat "$WORK/regress/regression.diffs"
+fi
+suite_result pg_regress $rc
+
+if compgen -G "test/specs/*.spec" >/dev/null; then
+	echo "== isolation"
+	mkdir -p "$WORK/isolation"
+	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/isolation"
+	specs=$(cd test/specs && ls *.spec | sed 's/\.spec$//')
+	as_user "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
+		--bindir="$PGBIN" \
+		--temp-instance="$WORK/isolation/instance" \
+		--temp-config="$REPO/test/regress.conf" \
+		--inputdir="$REPO/test" \
+		--outputdir="$WORK/isolation" \
+		--dbname=isolation_regression \
+		$specs
+	rc=$?
+	if [ $rc -ne 0 ] && [ -f "$WORK/isolation/regression.diffs" ]; then
+		cat "$WORK/isolation/regression.diffs"
+	fi
+	suite_result isolation $rc
+fi
+
+if compgen -G "test/t/*.pl" >/dev/null; then
+	echo "== TAP"
+	make -s -C test/kafka_mock >/dev/null 2>&1 || true
+	mkdir -p "$WORK/tap"
+	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/tap"
+	as_user env PATH="$PGBIN:$PATH" \
+		PERL5LIB="$PGXS_DIR/src/test/perl:$REPO/test/perl" \
+		TESTDIR="$WORK/tap" \
+		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+		SR_REPO="$REPO" \
+		prove ${PROVE_FLAGS:-} test/t/*.pl
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		for f in "$WORK"/tap/tmp_check/log/*; do
+			[ -f "$f" ] || continue
+			echo "---- $f (last 60 lines)"
+			tail -n 60 "$f"
+		done
+	fi
+	suite_result TAP $rc
+fi
+
+echo
+if [ $failed -eq 0 ]; then
+	rm -rf "$WORK"
+else
+	echo "failed suites: ${failed_names[*]} (work files kept in $WORK)"
+fi
+echo "suites: $passed passed, $failed failed"
+[ $failed -eq 0 ]

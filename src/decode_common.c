@@ -295,6 +295,7 @@ sr_parse_json(sr_decoder *dec, const char *what, const char *buf, size_t len,
 {
 	struct json_object *obj;
 	enum json_tokener_error jerr;
+	bool		fed_end = false;
 
 	json_tokener_reset(dec->tok);
 	obj = json_tokener_parse_ex(dec->tok, buf, (int) len);
@@ -302,6 +303,7 @@ sr_parse_json(sr_decoder *dec, const char *what, const char *buf, size_t len,
 	if (obj == NULL && jerr == json_tokener_continue)
 	{
 		/* a bare scalar needs an explicit end of input; "" + NUL gives it */
+		fed_end = true;
 		obj = json_tokener_parse_ex(dec->tok, "", 1);
 		jerr = json_tokener_get_error(dec->tok);
 		if (obj == NULL && jerr == json_tokener_continue)
@@ -332,7 +334,7 @@ sr_parse_json(sr_decoder *dec, const char *what, const char *buf, size_t len,
 						 json_tokener_error_desc(jerr), at);
 		return NULL;
 	}
-	if (json_tokener_get_parse_end(dec->tok) < len)
+	if (!fed_end && json_tokener_get_parse_end(dec->tok) < len)
 	{
 		size_t		at = json_tokener_get_parse_end(dec->tok);
 		size_t		i;

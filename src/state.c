@@ -326,12 +326,12 @@ sr_sm_set_remote_offset(sr_state_manager *sm, const char *topic,
 	sr_sm_entry *e = sr_sm_lookup(sm, topic, partition);
 	sr_snapshot prev;
 	bool		changed;
+	sr_sm_result r;
 
 	if (e == NULL)
 		return SR_SM_OUT_OF_MEMORY;
-	return sr_sm_finish(sm, e,
-						sr_partition_set_remote(&e->p, has, offset, &prev, &changed),
-						&prev, changed);
+	r = sr_partition_set_remote(&e->p, has, offset, &prev, &changed);
+	return sr_sm_finish(sm, e, r, &prev, changed);
 }
 
 sr_sm_result
@@ -341,12 +341,12 @@ sr_sm_set_group_offset(sr_state_manager *sm, const char *topic,
 	sr_sm_entry *e = sr_sm_lookup(sm, topic, partition);
 	sr_snapshot prev;
 	bool		changed;
+	sr_sm_result r;
 
 	if (e == NULL)
 		return SR_SM_OUT_OF_MEMORY;
-	return sr_sm_finish(sm, e,
-						sr_partition_set_group(&e->p, group, offset, &prev, &changed),
-						&prev, changed);
+	r = sr_partition_set_group(&e->p, group, offset, &prev, &changed);
+	return sr_sm_finish(sm, e, r, &prev, changed);
 }
 
 sr_sm_result

@@ -18,14 +18,20 @@ OBJS = \
 	src/decode_common.o \
 	src/decode_event.o \
 	src/decode_commit.o \
-	src/state.o
+	src/state.o \
+	src/shmem.o \
+	src/stream.o \
+	src/launcher.o \
+	src/kafka.o \
+	src/queue.o \
+	src/worker.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src
 # The server headers are included as system headers so that -Wextra judges
 # our code, not PostgreSQL's inline functions.
 PG_CFLAGS = -Wall -Wextra -Werror -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
-SHLIB_LINK = -ljson-c
+SHLIB_LINK = -ljson-c -lrdkafka
 EXTRA_CLEAN = test/unit/test_state test/unit/test_decode test/fuzz/fuzz_event \
 	test/fuzz/fuzz_commit_log
 

@@ -133,7 +133,7 @@ sr_decode_commit_log(sr_decoder *dec, const void *key, size_t key_len,
 					 "commit log message has no value");
 		return SR_DECODE_ERROR;
 	}
-	if (value_len > SR_MAX_COMMIT_VALUE_BYTES || value_len > dec->max_message_bytes)
+	if (value_len > SR_MAX_COMMIT_VALUE_BYTES)
 	{
 		sr_set_error(err, SR_ERR_MESSAGE_TOO_LARGE,
 					 "commit log value of %zu bytes exceeds the limit of %d bytes",
@@ -155,8 +155,13 @@ sr_decode_commit_log(sr_decoder *dec, const void *key, size_t key_len,
 	{
 		const sr_header *h;
 
-		/* legacy: the value is the offset in ASCII */
-		if (!sr_parse_decimal(v, value_len, "commit log offset", &c->offset, err))
+		size_t		end = value_len;
+
+		/* legacy: the value is the offset in ASCII (Python's int() trims) */
+		while (end > i && (v[end - 1] == ' ' || v[end - 1] == '\t' ||
+						   v[end - 1] == '\n' || v[end - 1] == '\r'))
+			end--;
+		if (!sr_parse_decimal(v + i, end - i, "commit log offset", &c->offset, err))
 			return SR_DECODE_ERROR;
 		h = sr_find_header(headers, nheaders, "orig_message_ts");
 		if (h != NULL && h->value != NULL)

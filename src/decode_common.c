@@ -315,7 +315,8 @@ sr_parse_json(sr_decoder *dec, const char *what, const char *buf, size_t len,
 	}
 	if (obj == NULL)
 	{
-		size_t		at = json_tokener_get_parse_end(dec->tok);
+		/* after the end-of-input feed, positions count from that feed */
+		size_t		at = fed_end ? len : json_tokener_get_parse_end(dec->tok);
 
 		if (jerr == json_tokener_error_depth)
 			sr_set_error(err, SR_ERR_NESTING_TOO_DEEP,

@@ -92,6 +92,10 @@ sr_event_group_states(sr_decoder *dec, struct json_object *arr, sr_aoff *off,
 	static const char *const flags[] = {
 		"is_new", "is_regression", "is_new_group_environment"
 	};
+	static const char *const flag_fields[] = {
+		"group_states.is_new", "group_states.is_regression",
+		"group_states.is_new_group_environment"
+	};
 	size_t		start = dec->arena_len;
 	size_t		n;
 
@@ -137,7 +141,7 @@ sr_event_group_states(sr_decoder *dec, struct json_object *arr, sr_aoff *off,
 							 "group_states[%zu] has no \"%s\"", i, flags[f]);
 				return false;
 			}
-			if (!sr_json_bool(v, flags[f], &b[f], err))
+			if (!sr_json_bool(v, flag_fields[f], &b[f], err))
 				return false;
 		}
 		len = snprintf(buf, sizeof(buf),
@@ -338,20 +342,14 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 
 		if (!sr_parse_decimal(s, slen, "event message version", &version, err))
 		{
-			if (err->cls == SR_ERR_INVALID_VALUE)
-			{
-				sr_excerpt(ex, sizeof(ex), s, slen);
-				sr_set_error(err, SR_ERR_UNSUPPORTED_VERSION,
-							 "unsupported event message version \"%s\"", ex);
-			}
+			sr_excerpt(ex, sizeof(ex), s, slen);
+			sr_set_error(err, SR_ERR_UNSUPPORTED_VERSION,
+						 "unsupported event message version \"%s\"", ex);
 			goto done;
 		}
 	}
 	else if (v != NULL && json_object_is_type(v, json_type_int))
-	{
-		if (!sr_json_int64(v, "version", &version, err))
-			goto done;
-	}
+		version = json_object_get_int64(v);	/* clamped; only 1 and 2 pass */
 	else
 	{
 		sr_set_error(err, SR_ERR_WRONG_TYPE,
@@ -488,7 +486,8 @@ sr_event_from_headers(sr_decoder *dec, const sr_header *hs, size_t n,
 		return SR_DECODE_ERROR;
 
 	h = sr_find_header(hs, n, "group_states");
-	if (h != NULL && h->value != NULL)
+	if (h != NULL && h->value != NULL &&
+		!(h->value_len == 4 && memcmp(h->value, "null", 4) == 0))
 	{
 		struct json_object *gs;
 		bool		ok;

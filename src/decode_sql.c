@@ -77,7 +77,7 @@ sr_errclass_hint(sr_errclass cls, bool commit_log)
 				? "Compare the message with Snuba's commit log format in the sentry_relay README."
 				: "Compare the message with Sentry's eventstream format in the sentry_relay README.";
 		case SR_ERR_OUT_OF_RANGE:
-			return "Offsets, ids and partitions must be non-negative integers that fit in 64 bits.";
+			return "Offsets, ids and partitions must be non-negative integers that fit in 64 bits; timestamps must lie between 1970 and 9999.";
 		case SR_ERR_INVALID_TIMESTAMP:
 			return "Timestamps must be in UTC, like 2021-09-20T12:34:56.789000Z.";
 		case SR_ERR_UNSUPPORTED_VERSION:

@@ -2,15 +2,21 @@
  * sentry_relay.c - module entry point.
  *
  * sentry_relay runs Sentry's post-process forwarder inside PostgreSQL.  This
- * file only holds the module magic and _PG_init; each job lives in its own
- * file: decoders (decode_*.c), the state machine (state.c), SQL wrappers
- * (decode_sql.c) and settings (guc.c).
+ * file only holds the module magic and _PG_init, which defines the settings
+ * and, when the library is preloaded, reserves shared memory and registers
+ * the launcher.  Each job lives in its own file: decoders (decode_*.c), the
+ * state machine (state.c), SQL wrappers (decode_sql.c, stream.c), settings
+ * (guc.c), shared memory (shmem.c), the launcher (launcher.c), and the
+ * worker (worker.c, kafka.c, queue.c).
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
 
 #include "guc.h"
+#include "shmem.h"
 
 PG_MODULE_MAGIC;
 
@@ -19,5 +25,21 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	BackgroundWorker bgw;
+
 	sr_guc_init();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	sr_shmem_register();
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "sentry_relay");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "sr_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "sentry_relay launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "sentry_relay launcher");
+	RegisterBackgroundWorker(&bgw);
 }

@@ -1,0 +1,144 @@
+/*
+ * kafka.c - librdkafka configuration and consumer handles for the relay
+ * worker (see kafka.h).  Nothing here runs on a librdkafka thread: logs,
+ * errors and rebalances arrive as events on the consumer queue and are
+ * served by the worker loop.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "guc.h"
+#include "kafka.h"
+
+static void
+sr_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+	char		errstr[512];
+
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		if (sr_property_is_secret(name))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for librdkafka property \"%s\"", name),
+					 errhint("The value is not shown because the property holds a secret.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid librdkafka configuration: %s", errstr),
+				 errhint("Check sentry_relay.kafka_properties and the stream's options.")));
+	}
+}
+
+void
+sr_consumer_create(sr_consumer *c, const sr_stream_def *def,
+				   const char *client_id, bool group_consumer, int wake_fd)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char		errstr[512];
+	char		buf[64];
+	ListCell   *lc;
+	List	   *props;
+	rd_kafka_resp_err_t err;
+
+	sr_conf_set(conf, "bootstrap.servers",
+				def->bootstrap_servers ? def->bootstrap_servers : sr_bootstrap_servers);
+	sr_conf_set(conf, "client.id", client_id);
+	if (group_consumer)
+		sr_conf_set(conf, "group.id", def->consumer_group);
+	else
+	{
+		/* assign()-only: never joins or commits, but librdkafka wants a name */
+		snprintf(buf, sizeof(buf), "sentry_relay-%s-commit-log", def->name);
+		sr_conf_set(conf, "group.id", buf);
+	}
+	sr_conf_set(conf, "enable.auto.commit", "false");
+	sr_conf_set(conf, "enable.auto.offset.store", "false");
+	sr_conf_set(conf, "enable.partition.eof", "false");
+	sr_conf_set(conf, "auto.offset.reset",
+				group_consumer ? def->initial_offset_reset : "earliest");
+	sr_conf_set(conf, "log.queue", "true");
+	snprintf(buf, sizeof(buf), "%d", sr_queue_buffer_kb);
+	sr_conf_set(conf, "queued.max.messages.kbytes", buf);
+	sr_conf_set(conf, "queued.min.messages", "10000");
+	/* wake quickly when the gate opens; the fetcher long-polls otherwise */
+	sr_conf_set(conf, "fetch.wait.max.ms", "100");
+
+	props = sr_parse_property_list(sr_kafka_properties, "sentry_relay.kafka_properties");
+	foreach(lc, props)
+		sr_conf_set(conf, ((sr_kv *) lfirst(lc))->name, ((sr_kv *) lfirst(lc))->value);
+	foreach(lc, def->kafka_props)
+		sr_conf_set(conf, ((sr_kv *) lfirst(lc))->name, ((sr_kv *) lfirst(lc))->value);
+
+	/* everything is served as events from the main thread */
+	rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_ERROR |
+							 RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_OFFSET_COMMIT);
+
+	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (c->rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not create a Kafka consumer: %s", errstr)));
+	}
+	/* conf is owned by rk now */
+	err = rd_kafka_poll_set_consumer(c->rk);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		elog(ERROR, "rd_kafka_poll_set_consumer failed: %s", rd_kafka_err2str(err));
+	c->queue = rd_kafka_queue_get_consumer(c->rk);
+	if (c->queue == NULL)
+		elog(ERROR, "rd_kafka_queue_get_consumer returned no queue");
+	err = rd_kafka_set_log_queue(c->rk, c->queue);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		elog(ERROR, "rd_kafka_set_log_queue failed: %s", rd_kafka_err2str(err));
+	rd_kafka_queue_io_event_enable(c->queue, wake_fd, "1", 1);
+}
+
+void
+sr_consumer_destroy(sr_consumer *c, bool close_group)
+{
+	if (c->rk == NULL)
+		return;
+	if (c->queue != NULL)
+	{
+		rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
+		rd_kafka_queue_destroy(c->queue);
+		c->queue = NULL;
+	}
+	rd_kafka_destroy_flags(c->rk, close_group ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	c->rk = NULL;
+}
+
+void
+sr_kafka_log_event(rd_kafka_event_t *ev, const char *who)
+{
+	const char *fac = NULL;
+	const char *str = NULL;
+	int			level = 7;
+
+	if (rd_kafka_event_log(ev, &fac, &str, &level) != 0 || str == NULL)
+		return;
+	/* syslog levels: 0-4 are emergencies to warnings */
+	ereport(level <= 4 ? LOG : DEBUG1,
+			(errmsg("sentry_relay %s: librdkafka %s: %s", who, fac ? fac : "", str)));
+}
+
+bool
+sr_kafka_error_is_broker_down(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+		err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+		err == RD_KAFKA_RESP_ERR__RESOLVE ||
+		err == RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
+rd_kafka_topic_partition_list_t *
+sr_kafka_one(const char *topic, int32 partition, int64 offset)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+	return l;
+}

@@ -1,0 +1,44 @@
+/*
+ * kafka.h - librdkafka set-up for the relay worker: configuration from the
+ * settings and the stream, consumer handles whose events (messages,
+ * rebalances, errors, logs) are all served from the worker's main thread
+ * through one queue per handle, and a pipe that wakes the worker's
+ * WaitEventSet when a queue becomes non-empty.
+ */
+#ifndef SR_KAFKA_H
+#define SR_KAFKA_H
+
+#include "postgres.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "stream.h"
+
+typedef struct sr_consumer
+{
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue;	/* consumer queue; the main queue forwards to it */
+} sr_consumer;
+
+/*
+ * Create a consumer.  group_consumer: join def->consumer_group (subscribe);
+ * otherwise a standalone consumer for assign() only.  wake_fd is written to
+ * when the consumer's queue becomes non-empty.
+ */
+extern void sr_consumer_create(sr_consumer *c, const sr_stream_def *def,
+							   const char *client_id, bool group_consumer,
+							   int wake_fd);
+extern void sr_consumer_destroy(sr_consumer *c, bool close_group);
+
+/* Forward one librdkafka log event to the server log. */
+extern void sr_kafka_log_event(rd_kafka_event_t *ev, const char *who);
+
+/* True for errors that mean the cluster cannot be reached. */
+extern bool sr_kafka_error_is_broker_down(rd_kafka_resp_err_t err);
+
+/* A list of one partition, for pause/resume/seek/commit. */
+extern rd_kafka_topic_partition_list_t *sr_kafka_one(const char *topic,
+													int32 partition,
+													int64 offset);
+
+#endif							/* SR_KAFKA_H */

@@ -1,0 +1,494 @@
+/*
+ * queue.c - the worker's database side.  Everything a batch changes is
+ * written in the one transaction that sr_db_begin opens and sr_db_commit
+ * commits: job rows, dead letters, remote offsets, the commit-log position
+ * and the partitions' local offsets.  The local-offset update is fenced on
+ * the value the worker last read or wrote, so two workers that both believe
+ * they own a partition can never both enqueue the same messages.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "relay.h"
+
+static MemoryContext sr_db_caller_cxt = NULL;
+
+static SPIPlanPtr sr_plan_jobs = NULL;
+static SPIPlanPtr sr_plan_dead = NULL;
+static SPIPlanPtr sr_plan_update_part = NULL;
+static SPIPlanPtr sr_plan_claim = NULL;
+static SPIPlanPtr sr_plan_release = NULL;
+static SPIPlanPtr sr_plan_remote = NULL;
+static SPIPlanPtr sr_plan_cl_pos = NULL;
+
+void
+sr_db_begin(const char *activity)
+{
+	sr_db_caller_cxt = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void
+sr_db_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(sr_db_caller_cxt);
+}
+
+static SPIPlanPtr
+sr_prepare(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*plan = p;
+	}
+	return *plan;
+}
+
+static void
+sr_exec(SPIPlanPtr plan, Datum *values, const char *nulls, int expect)
+{
+	int			ret = SPI_execute_plan(plan, values, nulls, false, 0);
+
+	if (ret != expect)
+		elog(ERROR, "sentry_relay statement failed: %s", SPI_result_code_string(ret));
+}
+
+/* Load a stream definition into the caller's memory context. */
+bool
+sr_db_load_stream(const char *name, sr_stream_def *def)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	int			ret;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum	   *groups;
+	int			ngroups;
+	MemoryContext spi_cxt;
+
+	values[0] = CStringGetTextDatum(name);
+	ret = SPI_execute_with_args("SELECT topic, commit_log_topic, synchronize_commit_groups, "
+								"consumer_group, initial_offset_reset, workers, options, enabled "
+								"FROM sentry_relay.streams WHERE name = $1",
+								1, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading stream \"%s\" failed", name);
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	if (!DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull)))
+		return false;
+
+	spi_cxt = MemoryContextSwitchTo(sr_db_caller_cxt);
+	memset(def, 0, sizeof(*def));
+	def->name = pstrdup(name);
+	def->topic = SPI_getvalue(tup, desc, 1);
+	def->commit_log_topic = SPI_getvalue(tup, desc, 2);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+					  TEXTOID, -1, false, TYPALIGN_INT, &groups, NULL, &ngroups);
+	def->ngroups = Min(ngroups, SR_MAX_FOLLOWED_GROUPS);
+	for (int i = 0; i < def->ngroups; i++)
+		def->groups[i] = TextDatumGetCString(groups[i]);
+	def->consumer_group = SPI_getvalue(tup, desc, 4);
+	def->initial_offset_reset = SPI_getvalue(tup, desc, 5);
+	def->workers = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+	sr_parse_options(DatumGetJsonbP(SPI_getbinval(tup, desc, 7, &isnull)), def);
+	MemoryContextSwitchTo(spi_cxt);
+	return true;
+}
+
+/* Append one job to the batch; the caller is in the batch memory context. */
+void
+sr_db_batch_append(sr_batch *b, const sr_stream_def *def, int32 partition,
+				   int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
+				   const void *body, size_t body_len)
+{
+	int			i;
+
+	if (b->n == b->cap)
+	{
+		int			cap = b->cap ? b->cap * 2 : 256;
+
+#define SR_GROW(f, T) (b->f = b->cap ? repalloc(b->f, sizeof(T) * cap) : palloc(sizeof(T) * cap))
+		SR_GROW(partition, Datum);
+		SR_GROW(offset, Datum);
+		SR_GROW(queue, Datum);
+		SR_GROW(project_id, Datum);
+		SR_GROW(group_id, Datum);
+		SR_GROW(group_id_null, bool);
+		SR_GROW(event_id, Datum);
+		SR_GROW(primary_hash, Datum);
+		SR_GROW(primary_hash_null, bool);
+		SR_GROW(is_new, Datum);
+		SR_GROW(is_regression, Datum);
+		SR_GROW(is_nge, Datum);
+		SR_GROW(group_states, Datum);
+		SR_GROW(group_states_null, bool);
+		SR_GROW(occurrence_id, Datum);
+		SR_GROW(occurrence_id_null, bool);
+		SR_GROW(cache_key, Datum);
+		SR_GROW(msg_ts, Datum);
+		SR_GROW(msg_ts_null, bool);
+		SR_GROW(body, Datum);
+		SR_GROW(body_null, bool);
+#undef SR_GROW
+		b->cap = cap;
+	}
+	i = b->n++;
+	b->partition[i] = Int32GetDatum(partition);
+	b->offset[i] = Int64GetDatum(offset);
+	b->queue[i] = CStringGetTextDatum(job->queue);
+	b->project_id[i] = Int64GetDatum(job->project_id);
+	b->group_id[i] = Int64GetDatum(job->group_id);
+	b->group_id_null[i] = !job->has_group_id;
+	b->event_id[i] = CStringGetTextDatum(job->event_id);
+	b->primary_hash_null[i] = job->primary_hash == NULL;
+	b->primary_hash[i] = job->primary_hash ? CStringGetTextDatum(job->primary_hash) : (Datum) 0;
+	b->is_new[i] = BoolGetDatum(job->is_new);
+	b->is_regression[i] = BoolGetDatum(job->is_regression);
+	b->is_nge[i] = BoolGetDatum(job->is_new_group_environment);
+	b->group_states_null[i] = job->group_states == NULL;
+	b->group_states[i] = job->group_states ? CStringGetTextDatum(job->group_states) : (Datum) 0;
+	b->occurrence_id_null[i] = job->occurrence_id == NULL;
+	b->occurrence_id[i] = job->occurrence_id ? CStringGetTextDatum(job->occurrence_id) : (Datum) 0;
+	b->cache_key[i] = CStringGetTextDatum(job->cache_key);
+	b->msg_ts[i] = TimestampTzGetDatum(ts);
+	b->msg_ts_null[i] = !has_ts;
+	b->body_null[i] = !(def->keep_body && body != NULL);
+	if (!b->body_null[i])
+	{
+		bytea	   *v = palloc(VARHDRSZ + body_len);
+
+		SET_VARSIZE(v, VARHDRSZ + body_len);
+		memcpy(VARDATA(v), body, body_len);
+		b->body[i] = PointerGetDatum(v);
+	}
+	else
+		b->body[i] = (Datum) 0;
+}
+
+static Datum
+sr_array(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		len;
+	bool		byval;
+	char		align;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &len, &byval, &align);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
+}
+
+void
+sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b)
+{
+	Oid			types[18] = {TEXTOID, TEXTOID, TEXTOID, INT4ARRAYOID, INT8ARRAYOID,
+		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		BOOLARRAYOID, BOOLARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TIMESTAMPTZARRAYOID, BYTEAARRAYOID};
+	Datum		values[18];
+	SPIPlanPtr	plan;
+
+	if (b->n == 0)
+		return;
+	plan = sr_prepare(&sr_plan_jobs,
+					  "INSERT INTO sentry_relay.jobs (stream, topic, eventstream_type, partition, \"offset\", "
+					  "queue, project_id, group_id, event_id, primary_hash, is_new, is_regression, "
+					  "is_new_group_environment, group_states, occurrence_id, cache_key, "
+					  "message_timestamp, body) "
+					  "SELECT $1, $2, $3, u.p, u.o, u.q, u.pr, u.g, u.e, u.ph, u.n, u.r, u.nge, "
+					  "u.gs::jsonb, u.oc, u.ck, u.ts, u.b "
+					  "FROM unnest($4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) "
+					  "AS u(p, o, q, pr, g, e, ph, n, r, nge, gs, oc, ck, ts, b)",
+					  18, types);
+	values[0] = CStringGetTextDatum(def->name);
+	values[1] = CStringGetTextDatum(def->topic);
+	values[2] = CStringGetTextDatum(def->eventstream_type);
+	values[3] = sr_array(b->partition, NULL, b->n, INT4OID);
+	values[4] = sr_array(b->offset, NULL, b->n, INT8OID);
+	values[5] = sr_array(b->queue, NULL, b->n, TEXTOID);
+	values[6] = sr_array(b->project_id, NULL, b->n, INT8OID);
+	values[7] = sr_array(b->group_id, b->group_id_null, b->n, INT8OID);
+	values[8] = sr_array(b->event_id, NULL, b->n, TEXTOID);
+	values[9] = sr_array(b->primary_hash, b->primary_hash_null, b->n, TEXTOID);
+	values[10] = sr_array(b->is_new, NULL, b->n, BOOLOID);
+	values[11] = sr_array(b->is_regression, NULL, b->n, BOOLOID);
+	values[12] = sr_array(b->is_nge, NULL, b->n, BOOLOID);
+	values[13] = sr_array(b->group_states, b->group_states_null, b->n, TEXTOID);
+	values[14] = sr_array(b->occurrence_id, b->occurrence_id_null, b->n, TEXTOID);
+	values[15] = sr_array(b->cache_key, NULL, b->n, TEXTOID);
+	values[16] = sr_array(b->msg_ts, b->msg_ts_null, b->n, TIMESTAMPTZOID);
+	values[17] = sr_array(b->body, b->body_null, b->n, BYTEAOID);
+	sr_exec(plan, values, NULL, SPI_OK_INSERT);
+	/* one wake-up per committed batch, delivered at commit */
+	Async_Notify("sentry_relay_jobs", def->name);
+}
+
+void
+sr_db_insert_dead_letters(const sr_stream_def *def, sr_batch *b)
+{
+	Oid			types[11] = {TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID,
+	TEXTARRAYOID, BYTEAARRAYOID, TEXTOID, TEXTOID, TEXTOID};
+	ListCell   *lc;
+	SPIPlanPtr	plan;
+
+	if (b->dead == NIL)
+		return;
+	plan = sr_prepare(&sr_plan_dead,
+					  "INSERT INTO sentry_relay.dead_letters (stream, topic, partition, \"offset\", "
+					  "key, value, header_names, header_values, error, sqlstate, error_class) "
+					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+					  11, types);
+	foreach(lc, b->dead)
+	{
+		sr_dead    *d = lfirst(lc);
+		Datum		values[11];
+		char		nulls[11];
+		Datum	   *names = palloc(sizeof(Datum) * Max(d->nheaders, 1));
+		Datum	   *hvals = palloc(sizeof(Datum) * Max(d->nheaders, 1));
+		bool	   *hnulls = palloc(sizeof(bool) * Max(d->nheaders, 1));
+
+		memset(nulls, ' ', sizeof(nulls));
+		for (int i = 0; i < d->nheaders; i++)
+		{
+			names[i] = CStringGetTextDatum(d->header_names[i]);
+			hnulls[i] = d->header_values[i] == NULL;
+			hvals[i] = PointerGetDatum(d->header_values[i]);
+		}
+		values[0] = CStringGetTextDatum(def->name);
+		values[1] = CStringGetTextDatum(d->topic);
+		values[2] = Int32GetDatum(d->partition);
+		values[3] = Int64GetDatum(d->offset);
+		values[4] = PointerGetDatum(d->key);
+		nulls[4] = d->key ? ' ' : 'n';
+		values[5] = PointerGetDatum(d->value);
+		nulls[5] = d->value ? ' ' : 'n';
+		values[6] = sr_array(names, NULL, d->nheaders, TEXTOID);
+		values[7] = sr_array(hvals, hnulls, d->nheaders, BYTEAOID);
+		values[8] = CStringGetTextDatum(d->error);
+		values[9] = CStringGetTextDatum(d->sqlstate);
+		values[10] = CStringGetTextDatum(d->error_class);
+		sr_exec(plan, values, nulls, SPI_OK_INSERT);
+	}
+}
+
+void
+sr_db_write_remote(const sr_stream_def *def, sr_batch *b)
+{
+	Oid			rtypes[5] = {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Oid			ctypes[3] = {TEXTOID, INT4OID, INT8OID};
+	ListCell   *lc;
+
+	foreach(lc, b->remote)
+	{
+		sr_remote_update *u = lfirst(lc);
+		Datum		values[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+		values[0] = CStringGetTextDatum(def->name);
+		values[1] = Int32GetDatum(u->partition);
+		values[2] = CStringGetTextDatum(u->group);
+		values[3] = Int64GetDatum(u->offset);
+		values[4] = TimestampTzGetDatum(u->ts);
+		nulls[4] = u->has_ts ? ' ' : 'n';
+		sr_exec(sr_prepare(&sr_plan_remote,
+						   "INSERT INTO sentry_relay.remote_offsets AS r "
+						   "(stream, partition, consumer_group, \"offset\", orig_message_ts, source) "
+						   "VALUES ($1, $2, $3, $4, $5, 'commit_log') "
+						   "ON CONFLICT (stream, partition, consumer_group) DO UPDATE "
+						   "SET \"offset\" = excluded.\"offset\", orig_message_ts = excluded.orig_message_ts, "
+						   "source = 'commit_log', updated_at = now()",
+						   5, rtypes),
+				values, nulls, SPI_OK_INSERT);
+	}
+	for (int i = 0; i < b->ncl_positions; i++)
+	{
+		Datum		values[3];
+
+		values[0] = CStringGetTextDatum(def->name);
+		values[1] = Int32GetDatum(b->cl_partition[i]);
+		values[2] = Int64GetDatum(b->cl_offset[i]);
+		sr_exec(sr_prepare(&sr_plan_cl_pos,
+						   "INSERT INTO sentry_relay.commit_log_positions AS c (stream, partition, \"offset\") "
+						   "VALUES ($1, $2, $3) ON CONFLICT (stream, partition) DO UPDATE "
+						   "SET \"offset\" = excluded.\"offset\", updated_at = now()",
+						   3, ctypes),
+				values, NULL, SPI_OK_INSERT);
+	}
+}
+
+/* Write a partition's progress, fenced on the offset we last stored. */
+void
+sr_db_update_partition(const sr_stream_def *def, sr_part *p)
+{
+	Oid			types[9] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, INT8OID,
+	TEXTOID, BOOLOID, INT8OID};
+	Datum		values[9];
+	char		nulls[9];
+	sr_offsets *o = &p->sm.cur.offsets;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(def->name);
+	values[1] = Int32GetDatum(p->partition);
+	values[2] = Int64GetDatum(o->local);
+	nulls[2] = o->has_local ? ' ' : 'n';
+	values[3] = CStringGetTextDatum(sr_pstate_name(p->sm.cur.state));
+	values[4] = Int32GetDatum(MyProcPid);
+	values[5] = Int64GetDatum(p->high_watermark);
+	nulls[5] = p->high_watermark >= 0 ? ' ' : 'n';
+	values[6] = CStringGetTextDatum(p->last_error);
+	nulls[6] = p->last_error[0] ? ' ' : 'n';
+	values[7] = BoolGetDatum(p->error_dirty);
+	values[8] = Int64GetDatum(p->committed);
+	nulls[8] = p->has_committed ? ' ' : 'n';
+	sr_exec(sr_prepare(&sr_plan_update_part,
+					   "UPDATE sentry_relay.partition_state SET local_offset = $3, state = $4, "
+					   "worker_pid = $5, high_watermark = coalesce($6, high_watermark), "
+					   "last_error = CASE WHEN $8 THEN $7 ELSE last_error END, updated_at = now() "
+					   "WHERE stream = $1 AND partition = $2 AND local_offset IS NOT DISTINCT FROM $9",
+					   9, types),
+			values, nulls, SPI_OK_UPDATE);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("partition %d of stream \"%s\" was moved by another worker or an operator",
+						p->partition, def->name),
+				 errdetail("This worker expected local offset %s.",
+						   p->has_committed ? psprintf(INT64_FORMAT, p->committed) : "NULL"),
+				 errhint("The worker restarts and resumes from the stored offset; nothing is enqueued twice.")));
+	p->has_committed = o->has_local;
+	p->committed = o->local;
+	p->dirty = false;
+	p->error_dirty = false;
+}
+
+/* Take a partition on assignment; reads its stored local offset. */
+void
+sr_db_claim_partition(const sr_stream_def *def, sr_part *p)
+{
+	Oid			types[4] = {TEXTOID, INT4OID, TEXTOID, INT4OID};
+	Datum		values[4];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = CStringGetTextDatum(def->name);
+	values[1] = Int32GetDatum(p->partition);
+	values[2] = CStringGetTextDatum(def->topic);
+	values[3] = Int32GetDatum(MyProcPid);
+	sr_exec(sr_prepare(&sr_plan_claim,
+					   "INSERT INTO sentry_relay.partition_state AS s (stream, partition, topic, worker_pid) "
+					   "VALUES ($1, $2, $3, $4) ON CONFLICT (stream, partition) DO UPDATE "
+					   "SET worker_pid = excluded.worker_pid, topic = excluded.topic, updated_at = now() "
+					   "RETURNING local_offset",
+					   4, types),
+			values, NULL, SPI_OK_INSERT_RETURNING);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	p->has_committed = !isnull;
+	p->committed = isnull ? 0 : DatumGetInt64(d);
+}
+
+void
+sr_db_release_partition(const sr_stream_def *def, int32 partition)
+{
+	Oid			types[3] = {TEXTOID, INT4OID, INT4OID};
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(def->name);
+	values[1] = Int32GetDatum(partition);
+	values[2] = Int32GetDatum(MyProcPid);
+	sr_exec(sr_prepare(&sr_plan_release,
+					   "UPDATE sentry_relay.partition_state SET worker_pid = NULL, updated_at = now() "
+					   "WHERE stream = $1 AND partition = $2 AND worker_pid = $3",
+					   3, types),
+			values, NULL, SPI_OK_UPDATE);
+}
+
+/* All remote offsets of the stream, into the caller's context. */
+List *
+sr_db_read_remote(const sr_stream_def *def)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	List	   *out = NIL;
+	MemoryContext spi_cxt;
+
+	values[0] = CStringGetTextDatum(def->name);
+	if (SPI_execute_with_args("SELECT partition, consumer_group, \"offset\" "
+							  "FROM sentry_relay.remote_offsets WHERE stream = $1",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading remote offsets failed");
+	spi_cxt = MemoryContextSwitchTo(sr_db_caller_cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		sr_remote_update *u = palloc0(sizeof(sr_remote_update));
+		HeapTuple	t = SPI_tuptable->vals[i];
+		bool		isnull;
+
+		u->partition = DatumGetInt32(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull));
+		u->group = SPI_getvalue(t, SPI_tuptable->tupdesc, 2);
+		u->offset = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
+		out = lappend(out, u);
+	}
+	MemoryContextSwitchTo(spi_cxt);
+	return out;
+}
+
+/* Stored commit-log read positions: a list of (partition, offset) pairs. */
+List *
+sr_db_read_cl_positions(const sr_stream_def *def)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	List	   *out = NIL;
+	MemoryContext spi_cxt;
+
+	values[0] = CStringGetTextDatum(def->name);
+	if (SPI_execute_with_args("SELECT partition, \"offset\" FROM sentry_relay.commit_log_positions "
+							  "WHERE stream = $1", 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading commit log positions failed");
+	spi_cxt = MemoryContextSwitchTo(sr_db_caller_cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		sr_remote_update *u = palloc0(sizeof(sr_remote_update));
+		bool		isnull;
+
+		u->partition = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		u->offset = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		out = lappend(out, u);
+	}
+	MemoryContextSwitchTo(spi_cxt);
+	return out;
+}

@@ -1,0 +1,116 @@
+/*
+ * relay.h - the relay's background worker entry points and the structures
+ * shared by the worker loop (worker.c), its Kafka side (kafka.c) and its
+ * database side (queue.c).
+ */
+#ifndef SR_RELAY_H
+#define SR_RELAY_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+#include "decode.h"
+#include "state.h"
+#include "stream.h"
+
+extern PGDLLEXPORT void sr_launcher_main(Datum main_arg);
+extern PGDLLEXPORT void sr_worker_main(Datum main_arg);
+
+/* One partition of the events topic, as a worker tracks it. */
+typedef struct sr_part
+{
+	int32		partition;
+	bool		assigned;
+	sr_partition sm;			/* local/remote offsets and state */
+	bool		has_committed;	/* local_offset in the table is not NULL */
+	int64		committed;		/* local_offset in the table: our fence */
+	bool		paused;
+	bool		fresh;			/* no message since (re)positioning */
+	bool		dirty;			/* local offset moved in this batch */
+	int64		high_watermark;
+	char		last_error[256];
+	bool		error_dirty;
+} sr_part;
+
+/* A dead letter waiting for the batch commit. */
+typedef struct sr_dead
+{
+	char	   *topic;
+	int32		partition;
+	int64		offset;
+	bytea	   *key;
+	bytea	   *value;
+	int			nheaders;
+	char	  **header_names;
+	bytea	  **header_values;
+	char	   *error;
+	const char *sqlstate;
+	const char *error_class;
+} sr_dead;
+
+/* A remote offset read from the commit log, waiting for the batch commit. */
+typedef struct sr_remote_update
+{
+	int32		partition;
+	char	   *group;
+	int64		offset;
+	bool		has_ts;
+	TimestampTz ts;
+} sr_remote_update;
+
+/* The jobs of one batch, column by column. */
+typedef struct sr_batch
+{
+	int			n;
+	int			cap;
+	Datum	   *partition;
+	Datum	   *offset;
+	Datum	   *queue;
+	Datum	   *project_id;
+	Datum	   *group_id;
+	bool	   *group_id_null;
+	Datum	   *event_id;
+	Datum	   *primary_hash;
+	bool	   *primary_hash_null;
+	Datum	   *is_new;
+	Datum	   *is_regression;
+	Datum	   *is_nge;
+	Datum	   *group_states;
+	bool	   *group_states_null;
+	Datum	   *occurrence_id;
+	bool	   *occurrence_id_null;
+	Datum	   *cache_key;
+	Datum	   *msg_ts;
+	bool	   *msg_ts_null;
+	Datum	   *body;
+	bool	   *body_null;
+	List	   *dead;			/* of sr_dead */
+	List	   *remote;			/* of sr_remote_update */
+	int			ncl_positions;
+	int32		cl_partition[64];
+	int64		cl_offset[64];
+	size_t		bytes;
+	int			messages;
+	int			skipped;
+	TimestampTz started;
+} sr_batch;
+
+/* queue.c: the database side, called inside sr_db_begin/sr_db_commit */
+extern void sr_db_begin(const char *activity);
+extern void sr_db_commit(void);
+extern bool sr_db_load_stream(const char *name, sr_stream_def *def);
+extern void sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b);
+extern void sr_db_insert_dead_letters(const sr_stream_def *def, sr_batch *b);
+extern void sr_db_write_remote(const sr_stream_def *def, sr_batch *b);
+extern void sr_db_update_partition(const sr_stream_def *def, sr_part *p);
+extern void sr_db_claim_partition(const sr_stream_def *def, sr_part *p);
+extern void sr_db_release_partition(const sr_stream_def *def, int32 partition);
+extern List *sr_db_read_remote(const sr_stream_def *def);
+extern List *sr_db_read_cl_positions(const sr_stream_def *def);
+extern void sr_db_batch_append(sr_batch *b, const sr_stream_def *def,
+							   int32 partition, int64 offset, const sr_job *job,
+							   bool has_ts, TimestampTz ts,
+							   const void *body, size_t body_len);
+
+#endif							/* SR_RELAY_H */

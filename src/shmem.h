@@ -1,0 +1,63 @@
+/*
+ * shmem.h - shared memory of the relay: the launcher's latch, and one slot
+ * per worker with its identity, status and counters.  The slots feed the
+ * sentry_relay.workers view and let SQL functions wake workers.
+ */
+#ifndef SR_SHMEM_H
+#define SR_SHMEM_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+
+#define SR_NAME_LEN 64
+#define SR_STATUS_LEN 48
+#define SR_ERROR_LEN 256
+#define SR_SHOWN_PARTITIONS 128
+
+typedef struct sr_worker_slot
+{
+	bool		in_use;			/* claimed by the launcher */
+	char		stream[SR_NAME_LEN];
+	int			worker_index;
+	int			restarts;		/* how many times this slot's worker restarted */
+	pid_t		pid;			/* 0 until the worker attaches */
+	Latch	   *latch;
+	bool		remote_changed; /* remote offsets changed: re-read them */
+	char		status[SR_STATUS_LEN];
+	int			npartitions;
+	int32		partitions[SR_SHOWN_PARTITIONS];
+	uint64		messages;
+	uint64		jobs;
+	uint64		skipped;
+	uint64		dead_letters;
+	uint64		batches;
+	char		last_error[SR_ERROR_LEN];
+	TimestampTz last_error_at;
+	TimestampTz started_at;
+} sr_worker_slot;
+
+typedef struct sr_shared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	int			nslots;
+	sr_worker_slot slots[FLEXIBLE_ARRAY_MEMBER];
+} sr_shared;
+
+extern sr_shared *sr_shm;
+
+extern void sr_shmem_register(void);
+extern void sr_shmem_attach(void);
+
+/* SQL-side wake-ups, delivered when the calling transaction commits. */
+extern void sr_request_launcher_wake(void);
+extern void sr_request_stream_wake(const char *stream);
+/* Immediate wake-ups, for callers that have already committed. */
+extern void sr_wake_launcher_now(void);
+extern void sr_wake_stream_now(const char *stream);
+
+#endif							/* SR_SHMEM_H */

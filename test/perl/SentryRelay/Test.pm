@@ -1,0 +1,169 @@
+# SentryRelay::Test - shared helpers of the relay's TAP tests: a PostgreSQL
+# node with sentry_relay preloaded and pointed at a mock Kafka cluster,
+# Sentry-shaped test messages, and polling with a deadline (never a bare
+# sleep).
+package SentryRelay::Test;
+
+use strict;
+use warnings;
+use Carp;
+use Exporter 'import';
+use Time::HiRes qw(time usleep);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use JSON::PP ();
+
+our @EXPORT = qw(relay_node event_message event_headers wait_for_value
+  wait_until create_errors_stream commit_log produce_events fast_group_options);
+
+# Consumer-group timings short enough for tests (the mock needs them).
+sub fast_group_options
+{
+	return '{"kafka": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", '
+	  . '"max.poll.interval.ms": "10000", "topic.metadata.refresh.interval.ms": "1000", '
+	  . '"fetch.wait.max.ms": "20", "reconnect.backoff.max.ms": "500"}}';
+}
+
+# relay_node($name, $kafka, %extra_conf): an initialized, started node.
+sub relay_node
+{
+	my ($name, $kafka, %conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	my $extra = join("\n", map { "$_ = '$conf{$_}'" } sort keys %conf);
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'sentry_relay'
+sentry_relay.database = 'postgres'
+sentry_relay.bootstrap_servers = '@{[ $kafka->bootstrap ]}'
+max_worker_processes = 24
+log_min_messages = 'info'
+$extra
+});
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION sentry_relay');
+	return $node;
+}
+
+sub create_errors_stream
+{
+	my ($node, %o) = @_;
+	my $name = $o{name} // 'errors';
+	my $topic = $o{topic} // 'events';
+	my $clog = exists $o{commit_log} ? $o{commit_log} : 'snuba-commit-log';
+	my $groups = $o{groups} // ['snuba-consumers'];
+	my $workers = $o{workers} // 1;
+	my $reset = $o{reset} // 'earliest';
+	my $cg = $o{consumer_group} // 'post-process-forwarder';
+	my $clog_sql = defined $clog ? "'$clog'" : 'NULL';
+	my $garr = 'ARRAY[' . join(',', map { "'$_'" } @$groups) . ']';
+	$node->safe_psql('postgres', qq{
+SELECT sentry_relay.create_stream('$name', '$topic', $clog_sql, $garr,
+  consumer_group => '$cg', initial_offset_reset => '$reset', workers => $workers,
+  options => '@{[ $o{options} // fast_group_options() ]}')});
+}
+
+# event_message(%f): a version 2 insert as Sentry's eventstream writes it.
+sub event_message
+{
+	my (%f) = @_;
+	my $eid = $f{event_id} // sprintf('%032x', $f{seq} // int(rand(1e9)));
+	my $event = {
+		event_id => $eid,
+		project_id => ($f{project_id} // 1) + 0,
+		group_id => exists $f{group_id} ? $f{group_id} : 100,
+		primary_hash => '49f68a5c8493ec2c0bf489821c21fc3b',
+		message => 'boom', platform => 'python',
+		datetime => '2024-02-13T20:52:46.831390Z',
+		data => { exception => { values => [ { type => 'ValueError' } ] } },
+	};
+	my $state = {
+		is_new => JSON::PP::true, is_regression => JSON::PP::false,
+		is_new_group_environment => JSON::PP::false,
+		queue => $f{queue} // 'post_process_errors',
+		skip_consume => $f{skip_consume} ? JSON::PP::true : JSON::PP::false,
+		group_states => undef,
+	};
+	return JSON::PP->new->canonical->encode([ 2, 'insert', $event, $state ]);
+}
+
+# event_headers(%f): the modern task headers matching event_message(%f).
+sub event_headers
+{
+	my (%f) = @_;
+	my $eid = $f{event_id} // sprintf('%032x', $f{seq} // 0);
+	return [
+		[ 'Received-Timestamp', sprintf('%.3f', time) ],
+		[ 'version', '2' ], [ 'operation', 'insert' ],
+		[ 'event_id', $eid ], [ 'project_id', $f{project_id} // 1 ],
+		[ 'group_id', $f{group_id} // 100 ],
+		[ 'primary_hash', '49f68a5c8493ec2c0bf489821c21fc3b' ],
+		[ 'is_new', '1' ], [ 'is_regression', '0' ],
+		[ 'is_new_group_environment', '0' ], [ 'skip_consume', '0' ],
+		[ 'queue', $f{queue} // 'post_process_errors' ],
+	];
+}
+
+# produce_events($kafka, $topic, $partition, $count, %opt): produce $count
+# inserts with seq numbers from $opt{first} (default 0); returns last offset.
+sub produce_events
+{
+	my ($kafka, $topic, $partition, $count, %opt) = @_;
+	my $first = $opt{first} // 0;
+	my $file = PostgreSQL::Test::Utils::tempdir() . "/produce.txt";
+	open(my $fh, '>', $file) or die "$file: $!";
+	for my $i ($first .. $first + $count - 1)
+	{
+		my $msg = event_message(seq => $i, project_id => $opt{project_id} // 1);
+		print $fh SentryRelay::KafkaMock::format_produce_line($topic, $partition,
+			"k$i", $msg, $opt{headers} ? event_headers(seq => $i) : undef), "\n";
+	}
+	close $fh;
+	return $kafka->produce_file($file);
+}
+
+# commit_log($kafka, $events_topic, $partition, $group, $offset): the writer
+# reports that it has stored everything below $offset.
+sub commit_log
+{
+	my ($kafka, $topic, $partition, $group, $offset, %opt) = @_;
+	my ($k, $v, $h) = SentryRelay::KafkaMock::commit_log_message($topic, $partition,
+		$group, $offset, %opt);
+	return $kafka->produce($opt{commit_log_topic} // 'snuba-commit-log', 0, $k, $v, $h);
+}
+
+# wait_until($node, $sql, $timeout): poll until $sql returns 't'.
+sub wait_until
+{
+	my ($node, $sql, $timeout) = @_;
+	$timeout //= 60;
+	my $deadline = time + $timeout;
+	while (time < $deadline)
+	{
+		my $r = $node->safe_psql('postgres', $sql);
+		return 1 if $r eq 't';
+		usleep(50_000);
+	}
+	diag("timed out after ${timeout}s waiting for: $sql");
+	return 0;
+}
+
+# wait_for_value($node, $sql, $expected, $timeout): poll until $sql returns
+# $expected; returns the last value seen.
+sub wait_for_value
+{
+	my ($node, $sql, $expected, $timeout) = @_;
+	$timeout //= 60;
+	my $deadline = time + $timeout;
+	my $r;
+	while (time < $deadline)
+	{
+		$r = $node->safe_psql('postgres', $sql);
+		return $r if $r eq $expected;
+		usleep(50_000);
+	}
+	diag("timed out after ${timeout}s: '$sql' returned '$r', expected '$expected'");
+	return $r;
+}
+
+1;

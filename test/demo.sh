@@ -1,97 +1,121 @@
 #!/bin/bash
-# demo.sh - the main job, end to end, on an embedded default: start a
-# throwaway PostgreSQL 15 cluster with sentry_relay preloaded, decode sample
-# Sentry traffic (events-topic messages with and without headers, and
-# commit-log entries in both formats), show how a bad message is reported,
-# then clean up.  Run as root through `make demo`.
+# demo.sh - the main job, end to end, on an embedded default:
+#   1. start a local Kafka broker (librdkafka's mock cluster, test/kafka_mock)
+#      and a throwaway PostgreSQL 15 cluster with sentry_relay preloaded;
+#   2. create Sentry's errors stream;
+#   3. produce realistic sample Sentry events, then commit-log advances that
+#      trail them the way the writer's (Snuba's) do;
+#   4. show jobs arriving in the queue and the partitions moving through
+#      their states, plus what happened to the odd messages;
+#   5. clean up.
+# Run as root through `make demo` (which installs and builds first).
 set -euo pipefail
 
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PGBIN=$($PG_CONFIG --bindir)
 DEMO=$(mktemp -d /tmp/sentry_relay_demo.XXXXXX)
 PORT=${SR_DEMO_PORT:-54329}
-chmod 755 "$DEMO"
+PARTITIONS=3
+PER_PARTITION=40
 RUN_AS=postgres
+chmod 755 "$DEMO"
 as_user() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$RUN_AS" -- "$@"; else "$@"; fi; }
 [ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$DEMO"
 
+make -s -C "$REPO/test/kafka_mock" >/dev/null
+
 cleanup() {
-	as_user "$PGBIN/pg_ctl" -D "$DEMO/data" -m immediate stop >/dev/null 2>&1 || true
+	as_user "$PGBIN/pg_ctl" -D "$DEMO/data" -m fast stop >/dev/null 2>&1 || true
+	if [ -n "${KAFKA_PID:-}" ]; then
+		echo quit >&"${KAFKA[1]}" 2>/dev/null || true
+		wait "$KAFKA_PID" 2>/dev/null || true
+	fi
 	rm -rf "$DEMO"
 }
 trap cleanup EXIT
 
-echo "== starting a throwaway PostgreSQL cluster in $DEMO"
+# --- 1. Kafka and PostgreSQL ------------------------------------------------
+coproc KAFKA { "$REPO/test/kafka_mock/sr_kafka_mock" --brokers 1 2>"$DEMO/kafka.log"; }
+KAFKA_PID=$KAFKA_PID
+read -r -t 30 word BOOTSTRAP <&"${KAFKA[0]}"
+[ "$word" = BOOTSTRAP ] || { echo "the Kafka mock did not start" >&2; exit 1; }
+kafka() {
+	local reply
+	echo "$*" >&"${KAFKA[1]}"
+	read -r -t 60 reply <&"${KAFKA[0]}"
+	case "$reply" in OK*) echo "${reply#OK}" ;; *) echo "kafka: $* -> $reply" >&2; exit 1 ;; esac
+}
+kafka create_topic events $PARTITIONS >/dev/null
+kafka create_topic snuba-commit-log 1 >/dev/null
+echo "== Kafka broker (librdkafka mock cluster) at $BOOTSTRAP"
+
 as_user "$PGBIN/initdb" -D "$DEMO/data" -A trust -U postgres >/dev/null
 cat >> "$DEMO/data/postgresql.conf" <<CONF
 shared_preload_libraries = 'sentry_relay'
+sentry_relay.database = 'postgres'
+sentry_relay.bootstrap_servers = '$BOOTSTRAP'
 listen_addresses = ''
 unix_socket_directories = '$DEMO'
 port = $PORT
 CONF
 as_user "$PGBIN/pg_ctl" -D "$DEMO/data" -l "$DEMO/server.log" -w start >/dev/null
+echo "== PostgreSQL 15 with sentry_relay preloaded, in $DEMO"
 
 psql_demo() { as_user "$PGBIN/psql" -h "$DEMO" -p "$PORT" -U postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+value() { psql_demo -At -c "$1"; }
+wait_value() {
+	local sql=$1 want=$2 deadline=$((SECONDS + 60)) got
+	while [ $SECONDS -lt $deadline ]; do
+		got=$(value "$sql")
+		[ "$got" = "$want" ] && return 0
+		sleep 0.1	# poll interval
+	done
+	echo "timed out waiting for: $sql (got '$got', want '$want')" >&2
+	exit 1
+}
 
+# --- 2. the errors stream ---------------------------------------------------
 psql_demo <<'SQL'
-\pset footer off
 CREATE EXTENSION sentry_relay;
-SET timezone = 'UTC';
-
-\echo
-\echo == sample events-topic messages, decoded into post-process jobs
-CREATE TEMP TABLE sample(name text, value bytea, headers jsonb);
-INSERT INTO sample VALUES
-('v2 insert with group_states', convert_to($$[2, "insert",
-  {"event_id": "9cdc4c32dff14fbbb012b0aa9e908126", "project_id": 1, "group_id": 42,
-   "group_ids": [42], "organization_id": 1, "message": "ZeroDivisionError: division by zero",
-   "platform": "python", "datetime": "2024-02-13T20:52:46.831390Z",
-   "primary_hash": "49f68a5c8493ec2c0bf489821c21fc3b", "retention_days": 90,
-   "data": {"exception": {"values": [{"type": "ZeroDivisionError",
-            "stacktrace": {"frames": [{"filename": "app.py", "lineno": 12}]}}]},
-            "tags": [["level", "error"]]}},
-  {"is_new": true, "is_regression": false, "is_new_group_environment": true,
-   "queue": "post_process_errors", "skip_consume": false,
-   "group_states": [{"id": 42, "is_new": true, "is_regression": false,
-                     "is_new_group_environment": true}]}]$$, 'UTF8'), NULL),
-('issue platform insert', convert_to($$[2, "insert",
-  {"event_id": "1b2c3d4e5f60718293a4b5c6d7e8f901", "project_id": 3, "group_id": null,
-   "primary_hash": null, "occurrence_id": "c0ffee00c0ffee00c0ffee00c0ffee00",
-   "occurrence_data": {"id": "c0ffee00c0ffee00c0ffee00c0ffee00", "type": 1001}},
-  {"is_new": false, "is_regression": false, "is_new_group_environment": false,
-   "queue": "post_process_issue_platform", "group_states": null}]$$, 'UTF8'), NULL),
-('v1 insert (is_sample)', convert_to($$[1, "insert",
-  {"event_id": "00000000000010008080808080808080", "project_id": 1, "group_id": 2,
-   "message": "message", "platform": "python", "datetime": "2018-07-20T21:04:27.600640Z",
-   "data": {}, "primary_hash": "49f68a5c8493ec2c0bf489821c21fc3b"},
-  {"is_new": true, "is_sample": false, "is_regression": false,
-   "is_new_group_environment": true}]$$, 'UTF8'), NULL),
-('headers only (body not read)', convert_to('...a 2 KB body the relay never parses...', 'UTF8'),
-  '{"version": "2", "operation": "insert", "event_id": "aa11bb22cc33dd44ee55ff6677889900",
-    "project_id": "7", "group_id": "70", "primary_hash": "feedface", "is_new": "0",
-    "is_regression": "1", "is_new_group_environment": "0", "skip_consume": "0",
-    "Received-Timestamp": "1707857566.83"}'),
-('tombstone_events', convert_to('[2, "tombstone_events", {"project_id": 1, "event_ids": ["9cdc4c32dff14fbbb012b0aa9e908126"]}]', 'UTF8'), NULL),
-('end_unmerge', convert_to('[2, "end_unmerge", {"project_id": 1, "previous_group_id": 1, "new_group_id": 2}]', 'UTF8'), NULL),
-('skip_consume', convert_to('[2, "insert", {"event_id": "9cdc4c32dff14fbbb012b0aa9e908126", "project_id": 1}, {"is_new": false, "is_regression": false, "skip_consume": true}]', 'UTF8'), NULL);
-
-SELECT name, coalesce(jsonb_pretty(sentry_relay.decode_event_message(value, headers)), '(no job)') AS job
-FROM sample;
-
-\echo
-\echo == commit-log entries: offsets the writer has committed (exclusive)
-SELECT c.*
-FROM (VALUES
-  ('events:0:snuba-consumers', '{"offset": 12346, "orig_message_ts": 1707857566.83139, "received_p99": 1707857569.83139}', NULL::jsonb),
-  ('events:1:snuba-consumers', '{"offset": 9001, "orig_message_ts": 1707857566.5}', NULL),
-  ('events:2:snuba-consumers', '12346', '{"orig_message_ts": "2021-09-20T12:34:56.789000Z"}')
-) AS m(k, v, h),
-LATERAL sentry_relay.decode_commit_log_message(convert_to(k, 'UTF8'), convert_to(v, 'UTF8'), h) c;
+SELECT name, topic, commit_log_topic, synchronize_commit_groups, consumer_group
+FROM sentry_relay.create_stream('errors', 'events', 'snuba-commit-log',
+    ARRAY['snuba-consumers'],
+    options => '{"kafka": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}}');
 SQL
+wait_value "SELECT count(*) FROM sentry_relay.partitions WHERE worker_pid IS NOT NULL" "$PARTITIONS"
+echo "== the worker has its $PARTITIONS partitions"
 
+# --- 3. traffic -----------------------------------------------------------------
+/usr/bin/python3 "$REPO/test/demo_traffic.py" events "$DEMO/events.txt" $PARTITIONS $PER_PARTITION
+chmod 644 "$DEMO/events.txt"
+echo "== produced $(kafka produce_file "$DEMO/events.txt") events (inserts, half with task headers; a replacement, a skip_consume and a bad message per partition)"
+wait_value "SELECT count(*) FROM sentry_relay.partitions WHERE kafka_lag IS NOT NULL OR state = 'UNKNOWN'" "$PARTITIONS"
+
+show() {
+	psql_demo -c "SELECT partition, local_offset, remote_offset, state, lag FROM sentry_relay.partitions ORDER BY partition" \
+		-c "SELECT count(*) AS jobs, count(DISTINCT (partition, \"offset\")) AS distinct_positions FROM sentry_relay.jobs"
+}
 echo
-echo "== a bad message is an error with a SQLSTATE, not a crash"
-psql_demo -v ON_ERROR_STOP=0 -c "\\set VERBOSITY verbose" \
-	-c "SELECT sentry_relay.decode_event_message(convert_to('[2, \"explode\", {}]', 'UTF8'))" 2>&1 | sed 's/^/  /' || true
+echo "== the writer has committed nothing yet: no job may be enqueued"
+show
+
+for step in 10 25 $PER_PARTITION; do
+	/usr/bin/python3 "$REPO/test/demo_traffic.py" commit "$DEMO/commit.txt" events $PARTITIONS $step snuba-consumers
+	chmod 644 "$DEMO/commit.txt"
+	kafka produce_file "$DEMO/commit.txt" >/dev/null
+	wait_value "SELECT count(*) FROM sentry_relay.partitions WHERE local_offset = $step" "$PARTITIONS"
+	echo
+	echo "== the writer committed offset $step on every partition"
+	show
+done
+
+# --- 4. what came out -----------------------------------------------------------
 echo
-echo "== done; the throwaway cluster is removed"
+echo "== a few jobs, ready for post_process_group"
+psql_demo -c "SELECT partition, \"offset\", queue, project_id, group_id, is_new, cache_key FROM sentry_relay.jobs ORDER BY partition, \"offset\" LIMIT 5"
+echo "== undecodable messages were dead-lettered with their raw bytes"
+psql_demo -c "SELECT partition, \"offset\", sqlstate, error_class, error, length(value) AS bytes FROM sentry_relay.dead_letters ORDER BY partition"
+echo "== the worker"
+psql_demo -c "SELECT pid, stream, status, partitions, messages, jobs, skipped, dead_letters FROM sentry_relay.workers"
+echo "== done; the cluster and the broker are removed"

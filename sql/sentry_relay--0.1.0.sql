@@ -262,7 +262,12 @@ LANGUAGE plpgsql AS $$
 DECLARE
     s @extschema@.streams;
 BEGIN
-    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'stream name must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Name the stream, for example ''errors''.';
+    END IF;
+    IF name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
         RAISE EXCEPTION 'invalid stream name "%"', name
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Stream names are 1 to 63 characters of A-Z, a-z, 0-9, "_", "." and "-", for example ''errors''.';

@@ -135,6 +135,27 @@ sr_apply_flow(sr_part *p)
 	want_pause = p->sm.cur.offsets.has_local && p->sm.cur.state != SR_STATE_LOCAL_BEHIND;
 	if (want_pause == p->paused)
 		return;
+	if (!want_pause)
+	{
+		/*
+		 * Messages that arrived while paused were ignored: re-read from the
+		 * local offset, whatever librdkafka had prefetched.
+		 */
+		rd_kafka_error_t *e;
+
+		l = sr_kafka_one(sr_def.topic, p->partition, p->sm.cur.offsets.local);
+		e = rd_kafka_seek_partitions(sr_events.rk, l, 5000);
+		rd_kafka_topic_partition_list_destroy(l);
+		if (e != NULL)
+		{
+			ereport(LOG,
+					(errmsg("%s: could not seek partition %d to " INT64_FORMAT ": %s", sr_who,
+							p->partition, p->sm.cur.offsets.local, rd_kafka_error_string(e))));
+			rd_kafka_error_destroy(e);
+			return;				/* stay paused; retried at the next refresh */
+		}
+		p->fresh = true;
+	}
 	l = sr_kafka_one(sr_def.topic, p->partition, RD_KAFKA_OFFSET_INVALID);
 	err = want_pause ? rd_kafka_pause_partitions(sr_events.rk, l)
 		: rd_kafka_resume_partitions(sr_events.rk, l);
@@ -192,9 +213,11 @@ sr_refresh_remote(void)
 		sr_note_remote(p, &prev);
 		if (changed)
 			p->dirty = true;	/* store the new state */
-		sr_apply_flow(p);
 	}
 	list_free_deep(rows);
+	/* also retries any pause, resume or seek that failed before */
+	for (int i = 0; i < sr_nparts; i++)
+		sr_apply_flow(&sr_parts[i]);
 	sr_last_remote_refresh = GetCurrentTimestamp();
 }
 

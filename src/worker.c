@@ -48,7 +48,8 @@ static bool sr_clog_wanted = false;
 static bool sr_clog_assigned = false;
 static TimestampTz sr_clog_next_try = 0;
 static int	sr_pipe[2] = {-1, -1};
-static MemoryContext sr_batch_cxt;
+static MemoryContext sr_batch_cxt;	/* the current batch; reset after its commit */
+static MemoryContext sr_iter_cxt;	/* one pass of the loop; reset every pass */
 static sr_batch sr_b;
 static sr_part *sr_parts = NULL;	/* indexed by partition number */
 static int	sr_nparts = 0;
@@ -633,8 +634,8 @@ sr_drain_events(TimestampTz deadline)
 			case RD_KAFKA_EVENT_FETCH:
 				{
 					const rd_kafka_message_t *m;
+					MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
 
-					MemoryContextSwitchTo(sr_batch_cxt);
 					while ((m = rd_kafka_event_message_next(ev)) != NULL)
 					{
 						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -652,7 +653,7 @@ sr_drain_events(TimestampTz deadline)
 							sr_b.started = GetCurrentTimestamp();
 						sr_handle_message(m);
 					}
-					MemoryContextSwitchTo(TopMemoryContext);
+					MemoryContextSwitchTo(old);
 					break;
 				}
 			case RD_KAFKA_EVENT_REBALANCE:
@@ -811,8 +812,8 @@ sr_drain_commit_log(void)
 			case RD_KAFKA_EVENT_FETCH:
 				{
 					const rd_kafka_message_t *m;
+					MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
 
-					MemoryContextSwitchTo(sr_batch_cxt);
 					while ((m = rd_kafka_event_message_next(ev)) != NULL)
 					{
 						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -823,7 +824,7 @@ sr_drain_commit_log(void)
 						sr_handle_commit_log(m);
 						n++;
 					}
-					MemoryContextSwitchTo(TopMemoryContext);
+					MemoryContextSwitchTo(old);
 					break;
 				}
 			case RD_KAFKA_EVENT_ERROR:
@@ -925,6 +926,7 @@ sr_worker_main(Datum main_arg)
 	}
 	sr_db_commit();
 	sr_batch_cxt = AllocSetContextCreate(TopMemoryContext, "sentry_relay batch", ALLOCSET_DEFAULT_SIZES);
+	sr_iter_cxt = AllocSetContextCreate(TopMemoryContext, "sentry_relay iteration", ALLOCSET_DEFAULT_SIZES);
 
 	if (pipe(sr_pipe) != 0 || fcntl(sr_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
 		fcntl(sr_pipe[1], F_SETFL, O_NONBLOCK) != 0)
@@ -970,6 +972,8 @@ sr_worker_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
 			break;
+		MemoryContextSwitchTo(sr_iter_cxt);
+		MemoryContextReset(sr_iter_cxt);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -1005,6 +1009,7 @@ sr_worker_main(Datum main_arg)
 		ResetLatch(MyLatch);
 	}
 
+	MemoryContextSwitchTo(TopMemoryContext);
 	sr_worker_shutdown();
 	ereport(LOG, (errmsg("%s stopped", sr_who)));
 	proc_exit(0);

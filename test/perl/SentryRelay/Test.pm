@@ -166,4 +166,88 @@ sub wait_for_value
 	return $r;
 }
 
+# ---- helpers of the 03x/04x tests (gating, sources, faults) ----
+
+push @EXPORT, qw(psql_error try_psql wait_for_value_retry job_offsets
+  exactly_once raw_produce_file);
+
+# psql_error($node, $sql): run $sql, which should fail; returns
+# "SQLSTATE message" of its ERROR (psql's verbose form), or '' on success.
+sub psql_error
+{
+	my ($node, $sql) = @_;
+	my ($out, $err) = ('', '');
+	my $rc = $node->psql('postgres', "\\set VERBOSITY verbose\n$sql",
+		stdout => \$out, stderr => \$err, on_error_stop => 1);
+	return '' if $rc == 0;
+	return "$1 $2" if $err =~ /ERROR:\s+([0-9A-Z]{5}): ([^\n]*)/;
+	return "unparsed: $err";
+}
+
+# try_psql($node, $sql): the result of $sql, or undef on any error (for
+# example while the server restarts after a crash).
+sub try_psql
+{
+	my ($node, $sql) = @_;
+	my ($out, $err) = ('', '');
+	my $rc = eval {
+		$node->psql('postgres', $sql, stdout => \$out, stderr => \$err,
+			on_error_stop => 1);
+	};
+	return undef if !defined $rc || $rc != 0;
+	return $out;
+}
+
+# wait_for_value_retry($node, $sql, $expected, $timeout): wait_for_value
+# that takes connection and query errors as "not yet".
+sub wait_for_value_retry
+{
+	my ($node, $sql, $expected, $timeout) = @_;
+	$timeout //= 60;
+	my $deadline = time + $timeout;
+	my $r;
+	while (time < $deadline)
+	{
+		$r = try_psql($node, $sql);
+		return $r if defined $r && $r eq $expected;
+		usleep(100_000);
+	}
+	diag("timed out after ${timeout}s: '$sql' returned '"
+		  . ($r // '(error)') . "', expected '$expected'");
+	return $r // '(error)';
+}
+
+# job_offsets($node, $stream, $partition): "o1,o2,..." of the stream's jobs.
+sub job_offsets
+{
+	my ($node, $stream, $partition) = @_;
+	my $where = "stream = '$stream'";
+	$where .= " AND partition = $partition" if defined $partition;
+	return $node->safe_psql('postgres',
+		qq{SELECT coalesce(string_agg("offset"::text, ',' ORDER BY partition, "offset"), '')
+		   FROM sentry_relay.jobs WHERE $where});
+}
+
+# exactly_once($node, $stream): "count distinct" of the stream's jobs by
+# (partition, offset); the two are equal when nothing was enqueued twice.
+sub exactly_once
+{
+	my ($node, $stream) = @_;
+	return $node->safe_psql('postgres',
+		qq{SELECT count(*) || ' ' || count(DISTINCT (partition, "offset"))
+		   FROM sentry_relay.jobs WHERE stream = '$stream'});
+}
+
+# raw_produce_file($kafka, [[topic, partition, key, value, headers], ...]):
+# produce arbitrary messages in order through one produce_file.
+sub raw_produce_file
+{
+	my ($kafka, $msgs) = @_;
+	my $file = PostgreSQL::Test::Utils::tempdir() . "/produce_raw.txt";
+	open(my $fh, '>', $file) or die "$file: $!";
+	print $fh SentryRelay::KafkaMock::format_produce_line(@$_), "\n" for @$msgs;
+	close $fh;
+	return $kafka->produce_file($file);
+}
+
 1;

@@ -24,7 +24,9 @@ OBJS = \
 	src/launcher.o \
 	src/kafka.o \
 	src/queue.o \
-	src/worker.o
+	src/worker.o \
+	src/consume.o \
+	src/commit_log.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src

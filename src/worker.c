@@ -1,19 +1,13 @@
 /*
- * worker.c - the relay worker: a synchronized consumer in a background
- * worker.
+ * worker.c - the relay worker's process: start-up, the main loop, status
+ * reporting and shutdown.
  *
- * Each worker joins the stream's consumer group on the events topic.  Worker
- * 0 of a stream also follows the writers' commit log and stores their
- * committed offsets in sentry_relay.remote_offsets, where every worker reads
- * them.  A message at offset o of partition p is enqueued only when
- * o < min(remote offsets of the followed groups for p).  A message past the
- * gate pauses its partition and seeks back to the local offset, so it is
- * re-read once the writer catches up; nothing is dropped.
- *
- * The loop has worker_spi's shape: a WaitEventSet with the latch, postmaster
- * death and a pipe that librdkafka writes to when a queue becomes
- * non-empty.  Each batch (cut by count, bytes and time) commits jobs, dead
- * letters and offsets in one transaction; Kafka offsets are committed after.
+ * Each worker joins the stream's consumer group on the events topic
+ * (consume.c); worker 0 of a stream also follows the writers' commit log
+ * (commit_log.c).  The loop has worker_spi's shape: a WaitEventSet with the
+ * latch, postmaster death and a pipe that librdkafka writes to when one of
+ * its queues becomes non-empty; CHECK_FOR_INTERRUPTS, a SIGHUP reload, and a
+ * per-iteration memory context reset every pass.  Every wait is bounded.
  */
 #include "postgres.h"
 
@@ -32,33 +26,31 @@
 
 #include "decode_sql.h"
 #include "guc.h"
-#include "kafka.h"
-#include "relay.h"
-#include "shmem.h"
+#include "worker_internal.h"
 
 #define SR_REMOTE_REFRESH_MS 1000
 #define SR_MAX_WAIT_MS 1000
 
-static sr_worker_slot *sr_slot;
+sr_worker_slot *sr_slot;
 static int	sr_slotno;
-static sr_stream_def sr_def;
-static sr_consumer sr_events;	/* group consumer of the events topic */
-static sr_consumer sr_clog;		/* standalone consumer of the commit log */
-static bool sr_clog_wanted = false;
-static bool sr_clog_assigned = false;
-static TimestampTz sr_clog_next_try = 0;
+sr_stream_def sr_def;
+sr_consumer sr_events;	/* group consumer of the events topic */
+sr_consumer sr_clog;		/* standalone consumer of the commit log */
+bool sr_clog_wanted = false;
+bool sr_clog_assigned = false;
+TimestampTz sr_clog_next_try = 0;
 static int	sr_pipe[2] = {-1, -1};
-static MemoryContext sr_batch_cxt;	/* the current batch; reset after its commit */
+MemoryContext sr_batch_cxt;	/* the current batch; reset after its commit */
 static MemoryContext sr_iter_cxt;	/* one pass of the loop; reset every pass */
-static sr_batch sr_b;
-static sr_part *sr_parts = NULL;	/* indexed by partition number */
-static int	sr_nparts = 0;
-static bool sr_broker_down = false;
-static TimestampTz sr_last_remote_refresh = 0;
-static char sr_who[128];
+sr_batch sr_b;
+sr_part *sr_parts = NULL;	/* indexed by partition number */
+int	sr_nparts = 0;
+bool sr_broker_down = false;
+TimestampTz sr_last_remote_refresh = 0;
+char sr_who[128];
 
 /* Set the status shown in sentry_relay.workers. */
-static void
+void
 sr_set_status(const char *status)
 {
 	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
@@ -66,8 +58,8 @@ sr_set_status(const char *status)
 	LWLockRelease(sr_shm->lock);
 }
 
-static void
-sr_set_error(const char *msg)
+void
+sr_worker_error(const char *msg)
 {
 	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
 	strlcpy(sr_slot->last_error, msg, SR_ERROR_LEN);
@@ -76,7 +68,7 @@ sr_set_error(const char *msg)
 }
 
 /* Publish the assigned partitions to shared memory. */
-static void
+void
 sr_publish_partitions(void)
 {
 	int			n = 0;
@@ -89,7 +81,7 @@ sr_publish_partitions(void)
 	LWLockRelease(sr_shm->lock);
 }
 
-static sr_part *
+sr_part *
 sr_get_part(int32 partition, bool create)
 {
 	if (partition < 0)
@@ -113,7 +105,7 @@ sr_get_part(int32 partition, bool create)
 	return &sr_parts[partition];
 }
 
-static int
+int
 sr_group_index(const char *group)
 {
 	for (int g = 0; g < sr_def.ngroups; g++)
@@ -122,480 +114,7 @@ sr_group_index(const char *group)
 	return -1;
 }
 
-/* Pause or resume a partition to match its state. */
-static void
-sr_apply_flow(sr_part *p)
-{
-	bool		want_pause;
-	rd_kafka_topic_partition_list_t *l;
-	rd_kafka_resp_err_t err;
-
-	if (!p->assigned)
-		return;
-	/* with no local offset yet, the first message tells where we start */
-	want_pause = p->sm.cur.offsets.has_local && p->sm.cur.state != SR_STATE_LOCAL_BEHIND;
-	if (want_pause == p->paused)
-		return;
-	if (!want_pause)
-	{
-		/*
-		 * Messages that arrived while paused were ignored: re-read from the
-		 * local offset, whatever librdkafka had prefetched.
-		 */
-		rd_kafka_error_t *e;
-
-		l = sr_kafka_one(sr_def.topic, p->partition, p->sm.cur.offsets.local);
-		e = rd_kafka_seek_partitions(sr_events.rk, l, 5000);
-		rd_kafka_topic_partition_list_destroy(l);
-		if (e != NULL)
-		{
-			ereport(LOG,
-					(errmsg("%s: could not seek partition %d to " INT64_FORMAT ": %s", sr_who,
-							p->partition, p->sm.cur.offsets.local, rd_kafka_error_string(e))));
-			rd_kafka_error_destroy(e);
-			return;				/* stay paused; retried at the next refresh */
-		}
-		p->fresh = true;
-	}
-	l = sr_kafka_one(sr_def.topic, p->partition, RD_KAFKA_OFFSET_INVALID);
-	err = want_pause ? rd_kafka_pause_partitions(sr_events.rk, l)
-		: rd_kafka_resume_partitions(sr_events.rk, l);
-	rd_kafka_topic_partition_list_destroy(l);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(LOG,
-				(errmsg("%s: could not %s partition %d: %s", sr_who,
-						want_pause ? "pause" : "resume", p->partition, rd_kafka_err2str(err))));
-	else
-		p->paused = want_pause;
-}
-
-/* Report notable state-machine moves in the server log. */
-static void
-sr_note_remote(sr_part *p, const sr_snapshot *prev)
-{
-	const sr_offsets *o = &p->sm.cur.offsets;
-
-	if (prev->offsets.has_remote && o->has_remote && o->remote < prev->offsets.remote)
-		ereport(LOG,
-				(errmsg("%s: remote offset of partition %d moved backwards from " INT64_FORMAT " to " INT64_FORMAT,
-						sr_who, p->partition, prev->offsets.remote, o->remote),
-				 errdetail("Jobs already enqueued are not redone; the partition waits until the writer passes " INT64_FORMAT " again.",
-						   o->local)));
-	if (p->sm.cur.state == SR_STATE_REMOTE_BEHIND && prev->state != SR_STATE_REMOTE_BEHIND)
-		ereport(LOG,
-				(errmsg("%s: partition %d is ahead of the writer: local offset " INT64_FORMAT " exceeds remote offset " INT64_FORMAT,
-						sr_who, p->partition, o->local, o->remote)));
-}
-
-/* Re-read all remote offsets of the stream from the table. */
-static void
-sr_refresh_remote(void)
-{
-	List	   *rows;
-	ListCell   *lc;
-
-	sr_db_begin("sentry_relay: reading remote offsets");
-	rows = sr_db_read_remote(&sr_def);
-	sr_db_commit();
-	foreach(lc, rows)
-	{
-		sr_remote_update *u = lfirst(lc);
-		sr_part    *p = sr_get_part(u->partition, false);
-		int			g = sr_group_index(u->group);
-		sr_snapshot prev;
-		bool		changed;
-
-		if (p == NULL || !p->assigned || g < 0)
-			continue;
-		if (p->sm.has_group[g] && p->sm.group[g] == u->offset)
-			continue;
-		if (sr_partition_set_group(&p->sm, g, u->offset, &prev, &changed) != SR_SM_OK)
-			continue;
-		sr_note_remote(p, &prev);
-		if (changed)
-			p->dirty = true;	/* store the new state */
-	}
-	list_free_deep(rows);
-	/* also retries any pause, resume or seek that failed before */
-	for (int i = 0; i < sr_nparts; i++)
-		sr_apply_flow(&sr_parts[i]);
-	sr_last_remote_refresh = GetCurrentTimestamp();
-}
-
-/* Copy a Kafka message's raw parts into a dead letter (batch context). */
-static void
-sr_dead_letter(const rd_kafka_message_t *m, const sr_error *err, const char *topic)
-{
-	sr_dead    *d = palloc0(sizeof(sr_dead));
-	rd_kafka_headers_t *hdrs = NULL;
-
-	d->topic = pstrdup(topic);
-	d->partition = m->partition;
-	d->offset = m->offset;
-	if (m->key != NULL)
-	{
-		d->key = palloc(VARHDRSZ + m->key_len);
-		SET_VARSIZE(d->key, VARHDRSZ + m->key_len);
-		memcpy(VARDATA(d->key), m->key, m->key_len);
-	}
-	if (m->payload != NULL)
-	{
-		d->value = palloc(VARHDRSZ + m->len);
-		SET_VARSIZE(d->value, VARHDRSZ + m->len);
-		memcpy(VARDATA(d->value), m->payload, m->len);
-	}
-	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs != NULL)
-	{
-		size_t		n = rd_kafka_header_cnt(hdrs);
-
-		d->header_names = palloc(sizeof(char *) * Max(n, 1));
-		d->header_values = palloc(sizeof(bytea *) * Max(n, 1));
-		for (size_t i = 0; i < n; i++)
-		{
-			const char *name;
-			const void *val;
-			size_t		size;
-
-			if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
-				break;
-			/* names go to a text column: keep them valid UTF-8 */
-			if (sr_utf8_valid((const unsigned char *) name, strlen(name)))
-				d->header_names[i] = pstrdup(name);
-			else
-				d->header_names[i] = pstrdup("(invalid UTF-8 header name)");
-			d->header_values[i] = NULL;
-			if (val != NULL)
-			{
-				d->header_values[i] = palloc(VARHDRSZ + size);
-				SET_VARSIZE(d->header_values[i], VARHDRSZ + size);
-				memcpy(VARDATA(d->header_values[i]), val, size);
-			}
-			d->nheaders++;
-		}
-	}
-	d->error = pstrdup(err->message);
-	d->sqlstate = sr_errclass_sqlstate(err->cls);
-	d->error_class = sr_errclass_name(err->cls);
-	sr_b.dead = lappend(sr_b.dead, d);
-}
-
-/* Headers of a message as decoder input (batch context). */
-static sr_header *
-sr_message_headers(const rd_kafka_message_t *m, size_t *n)
-{
-	rd_kafka_headers_t *hdrs = NULL;
-	sr_header  *hs;
-	size_t		cnt;
-
-	*n = 0;
-	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == NULL)
-		return NULL;
-	cnt = rd_kafka_header_cnt(hdrs);
-	hs = palloc(sizeof(sr_header) * Max(cnt, 1));
-	for (size_t i = 0; i < cnt; i++)
-	{
-		const char *name;
-		const void *val;
-		size_t		size;
-
-		if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
-			break;
-		hs[i].name = name;
-		hs[i].name_len = strlen(name);
-		hs[i].value = val;
-		hs[i].value_len = val ? size : 0;
-		(*n)++;
-	}
-	return hs;
-}
-
-/* A message that may not be enqueued yet: pause and re-read it later. */
-static void
-sr_hold_back(sr_part *p)
-{
-	rd_kafka_topic_partition_list_t *l;
-	rd_kafka_error_t *e;
-
-	if (!p->paused)
-	{
-		p->paused = false;		/* force the pause below */
-		l = sr_kafka_one(sr_def.topic, p->partition, RD_KAFKA_OFFSET_INVALID);
-		if (rd_kafka_pause_partitions(sr_events.rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR)
-			p->paused = true;
-		rd_kafka_topic_partition_list_destroy(l);
-	}
-	l = sr_kafka_one(sr_def.topic, p->partition, p->sm.cur.offsets.local);
-	e = rd_kafka_seek_partitions(sr_events.rk, l, -1);
-	rd_kafka_topic_partition_list_destroy(l);
-	if (e != NULL)
-	{
-		ereport(LOG,
-				(errmsg("%s: could not seek partition %d back to " INT64_FORMAT ": %s",
-						sr_who, p->partition, p->sm.cur.offsets.local, rd_kafka_error_string(e))));
-		rd_kafka_error_destroy(e);
-	}
-	p->fresh = true;
-}
-
-/* Handle one message of the events topic. */
-static void
-sr_handle_message(const rd_kafka_message_t *m)
-{
-	sr_part    *p = sr_get_part(m->partition, false);
-	sr_offsets *o;
-	bool		before;
-	sr_snapshot prev;
-	bool		changed;
-	sr_job		job;
-	sr_error	err;
-	sr_header  *hs;
-	size_t		nh;
-	sr_decode_status st;
-	rd_kafka_timestamp_type_t tstype;
-	int64		ts_ms;
-	int64		lo,
-				hi;
-
-	if (p == NULL || !p->assigned)
-		return;					/* a stale message of a revoked partition */
-	o = &p->sm.cur.offsets;
-	if (p->paused)
-		return;					/* it will be re-read from the local offset */
-
-	if (p->fresh)
-	{
-		p->fresh = false;
-		if (o->has_local && m->offset != o->local)
-		{
-			ereport(LOG,
-					(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", not at the stored offset " INT64_FORMAT,
-							sr_who, p->partition, m->offset, o->local),
-					 errdetail("%s", m->offset > o->local
-							   ? "Offsets in between were removed by retention or are not messages; the reset policy applied."
-							   : "The stored offset is beyond the partition's end; the reset policy applied.")));
-			snprintf(p->last_error, sizeof(p->last_error),
-					 "offset " INT64_FORMAT " out of range; resumed at " INT64_FORMAT " (initial_offset_reset %s)",
-					 o->local, m->offset, sr_def.initial_offset_reset);
-			p->error_dirty = true;
-		}
-		if (!o->has_local || m->offset != o->local)
-		{
-			sr_partition_set_local(&p->sm, true, m->offset, &prev, &changed);
-			p->dirty = true;
-		}
-	}
-	else if (o->has_local && m->offset < o->local)
-		return;					/* already enqueued */
-
-	if (sr_partition_validate(&p->sm, m->offset, &before) != SR_SM_OK)
-	{
-		sr_hold_back(p);
-		return;
-	}
-
-	hs = sr_message_headers(m, &nh);
-	st = sr_decode_event(sr_get_decoder(), m->payload, m->payload ? m->len : 0,
-						 hs, nh, &job, &err);
-	if (st == SR_DECODE_JOB)
-	{
-		ts_ms = rd_kafka_message_timestamp(m, &tstype);
-		sr_db_batch_append(&sr_b, &sr_def, m->partition, m->offset, &job,
-						   tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts_ms >= 0,
-						   sr_unix_us_to_timestamptz(ts_ms * 1000),
-						   m->payload, m->len);
-	}
-	else if (st == SR_DECODE_SKIP)
-		sr_b.skipped++;
-	else
-		sr_dead_letter(m, &err, sr_def.topic);
-
-	sr_b.messages++;
-	sr_b.bytes += m->len + m->key_len;
-	sr_partition_set_local(&p->sm, true, m->offset + 1, &prev, &changed);
-	p->dirty = true;
-	if (rd_kafka_get_watermark_offsets(sr_events.rk, sr_def.topic, m->partition, &lo, &hi) ==
-		RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0)
-		p->high_watermark = hi;
-	if (changed)
-		sr_apply_flow(p);
-}
-
-/* A message-level consumer error (offset out of range, unknown topic...). */
-static void
-sr_handle_message_error(const rd_kafka_message_t *m)
-{
-	sr_part    *p = sr_get_part(m->partition, false);
-	char		msg[256];
-
-	snprintf(msg, sizeof(msg), "partition %d: %s", m->partition, rd_kafka_message_errstr(m));
-	ereport(LOG,
-			(errmsg("%s: consumer error on %s", sr_who, msg),
-			 m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
-			 ? errhint("initial_offset_reset is 'error': set the partition's offset, or change the policy with sentry_relay.alter_stream.")
-			 : 0));
-	sr_set_error(msg);
-	if (p != NULL && p->assigned)
-	{
-		strlcpy(p->last_error, msg, sizeof(p->last_error));
-		p->error_dirty = true;
-		p->dirty = true;
-	}
-}
-
-/* Commit the batch: one transaction, then Kafka offsets for lag tools. */
-static void
-sr_flush(void)
-{
-	bool		any_dirty = false;
-	bool		remote_written = sr_b.remote != NIL || sr_b.ncl_positions > 0;
-	rd_kafka_topic_partition_list_t *commit;
-	int			jobs = sr_b.n,
-				dead = list_length(sr_b.dead);
-
-	for (int i = 0; i < sr_nparts; i++)
-		if (sr_parts[i].assigned && (sr_parts[i].dirty || sr_parts[i].error_dirty))
-			any_dirty = true;
-	if (sr_b.n == 0 && sr_b.dead == NIL && !remote_written && !any_dirty)
-		return;
-
-	sr_db_begin("sentry_relay: committing a batch");
-	sr_db_insert_jobs(&sr_def, &sr_b);
-	sr_db_insert_dead_letters(&sr_def, &sr_b);
-	sr_db_write_remote(&sr_def, &sr_b);
-	commit = rd_kafka_topic_partition_list_new(4);
-	for (int i = 0; i < sr_nparts; i++)
-	{
-		sr_part    *p = &sr_parts[i];
-
-		if (!p->assigned || !(p->dirty || p->error_dirty))
-			continue;
-		if (p->sm.cur.offsets.has_local &&
-			(!p->has_committed || p->committed != p->sm.cur.offsets.local))
-			rd_kafka_topic_partition_list_add(commit, sr_def.topic, i)->offset =
-				p->sm.cur.offsets.local;
-		sr_db_update_partition(&sr_def, p);
-	}
-	sr_db_commit();
-
-	if (commit->cnt > 0)
-	{
-		rd_kafka_resp_err_t err = rd_kafka_commit(sr_events.rk, commit, 1);
-
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			ereport(DEBUG1, (errmsg("%s: Kafka offset commit not sent: %s", sr_who, rd_kafka_err2str(err))));
-	}
-	rd_kafka_topic_partition_list_destroy(commit);
-
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
-	sr_slot->messages += sr_b.messages;
-	sr_slot->jobs += jobs;
-	sr_slot->skipped += sr_b.skipped;
-	sr_slot->dead_letters += dead;
-	sr_slot->batches++;
-	LWLockRelease(sr_shm->lock);
-
-	if (dead > 0)
-		ereport(LOG,
-				(errmsg("%s: %d message(s) could not be decoded and went to sentry_relay.dead_letters",
-						sr_who, dead)));
-
-	MemoryContextReset(sr_batch_cxt);
-	memset(&sr_b, 0, sizeof(sr_b));
-	if (remote_written)
-	{
-		sr_wake_stream_now(sr_def.name);	/* sibling workers re-read */
-		sr_refresh_remote();
-	}
-}
-
-/* Partitions assigned to us: claim them in the table and position them. */
-static void
-sr_on_assign(rd_kafka_topic_partition_list_t *parts)
-{
-	rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_copy(parts);
-	rd_kafka_error_t *e = NULL;
-	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-
-	sr_db_begin("sentry_relay: claiming partitions");
-	for (int i = 0; i < assign->cnt; i++)
-	{
-		sr_part    *p = sr_get_part(assign->elems[i].partition, true);
-		sr_snapshot prev;
-		bool		changed;
-
-		memset(p, 0, sizeof(*p));
-		p->partition = assign->elems[i].partition;
-		p->high_watermark = -1;
-		sr_partition_init(&p->sm, sr_def.ngroups);
-		sr_db_claim_partition(&sr_def, p);
-		if (p->has_committed)
-		{
-			sr_partition_set_local(&p->sm, true, p->committed, &prev, &changed);
-			assign->elems[i].offset = p->committed;
-		}
-		else
-			assign->elems[i].offset = RD_KAFKA_OFFSET_INVALID;	/* committed, else policy */
-		p->assigned = true;
-		p->fresh = true;
-		p->dirty = true;
-	}
-	sr_db_commit();
-
-	if (strcmp(rd_kafka_rebalance_protocol(sr_events.rk), "COOPERATIVE") == 0)
-		e = rd_kafka_incremental_assign(sr_events.rk, assign);
-	else
-		err = rd_kafka_assign(sr_events.rk, assign);
-	if (e != NULL || err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		char		msg[256];
-
-		snprintf(msg, sizeof(msg), "could not assign partitions: %s",
-				 e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
-		if (e)
-			rd_kafka_error_destroy(e);
-		rd_kafka_topic_partition_list_destroy(assign);
-		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s: %s", sr_who, msg)));
-	}
-	ereport(LOG, (errmsg("%s: assigned %d partition(s) of topic \"%s\"", sr_who, assign->cnt, sr_def.topic)));
-	rd_kafka_topic_partition_list_destroy(assign);
-	sr_refresh_remote();
-	for (int i = 0; i < sr_nparts; i++)
-		sr_apply_flow(&sr_parts[i]);
-	sr_publish_partitions();
-	sr_set_status("running");
-}
-
-static void
-sr_on_revoke(rd_kafka_topic_partition_list_t *parts)
-{
-	rd_kafka_error_t *e = NULL;
-
-	/* jobs of the revoked partitions must be committed before we let go */
-	sr_flush();
-	sr_db_begin("sentry_relay: releasing partitions");
-	for (int i = 0; i < parts->cnt; i++)
-	{
-		sr_part    *p = sr_get_part(parts->elems[i].partition, false);
-
-		if (p != NULL)
-			p->assigned = false;
-		sr_db_release_partition(&sr_def, parts->elems[i].partition);
-	}
-	sr_db_commit();
-	if (strcmp(rd_kafka_rebalance_protocol(sr_events.rk), "COOPERATIVE") == 0)
-		e = rd_kafka_incremental_unassign(sr_events.rk, parts);
-	else
-		(void) rd_kafka_assign(sr_events.rk, NULL);
-	if (e != NULL)
-	{
-		ereport(LOG, (errmsg("%s: unassign failed: %s", sr_who, rd_kafka_error_string(e))));
-		rd_kafka_error_destroy(e);
-	}
-	ereport(LOG, (errmsg("%s: revoked %d partition(s)", sr_who, parts->cnt)));
-	sr_publish_partitions();
-}
-
-static void
+void
 sr_handle_error_event(rd_kafka_event_t *ev, const char *who)
 {
 	rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
@@ -606,7 +125,7 @@ sr_handle_error_event(rd_kafka_event_t *ev, const char *who)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("%s: fatal Kafka error: %s", sr_who, msg)));
-	sr_set_error(msg);
+	sr_worker_error(msg);
 	if (sr_kafka_error_is_broker_down(err))
 	{
 		if (!sr_broker_down)
@@ -618,226 +137,6 @@ sr_handle_error_event(rd_kafka_event_t *ev, const char *who)
 	}
 	else
 		ereport(LOG, (errmsg("%s: Kafka error: %s", sr_who, msg)));
-}
-
-/* Serve events of the events consumer until the batch is cut. */
-static void
-sr_drain_events(TimestampTz deadline)
-{
-	rd_kafka_event_t *ev;
-
-	while (sr_b.messages < sr_batch_size && sr_b.bytes < (size_t) sr_batch_max_bytes &&
-		   (ev = rd_kafka_queue_poll(sr_events.queue, 0)) != NULL)
-	{
-		switch (rd_kafka_event_type(ev))
-		{
-			case RD_KAFKA_EVENT_FETCH:
-				{
-					const rd_kafka_message_t *m;
-					MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
-
-					while ((m = rd_kafka_event_message_next(ev)) != NULL)
-					{
-						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-						{
-							sr_handle_message_error(m);
-							continue;
-						}
-						if (sr_broker_down)
-						{
-							sr_broker_down = false;
-							sr_set_status("running");
-							ereport(LOG, (errmsg("%s: Kafka broker is reachable again", sr_who)));
-						}
-						if (sr_b.started == 0)
-							sr_b.started = GetCurrentTimestamp();
-						sr_handle_message(m);
-					}
-					MemoryContextSwitchTo(old);
-					break;
-				}
-			case RD_KAFKA_EVENT_REBALANCE:
-				{
-					rd_kafka_topic_partition_list_t *l =
-						rd_kafka_topic_partition_list_copy(rd_kafka_event_topic_partition_list(ev));
-					rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
-
-					rd_kafka_event_destroy(ev);
-					ev = NULL;
-					if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
-					{
-						sr_flush();
-						sr_on_assign(l);
-					}
-					else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
-						sr_on_revoke(l);
-					else
-					{
-						ereport(LOG, (errmsg("%s: rebalance failed: %s", sr_who, rd_kafka_err2str(err))));
-						(void) rd_kafka_assign(sr_events.rk, NULL);
-					}
-					rd_kafka_topic_partition_list_destroy(l);
-					break;
-				}
-			case RD_KAFKA_EVENT_ERROR:
-				sr_handle_error_event(ev, "events consumer");
-				break;
-			case RD_KAFKA_EVENT_LOG:
-				sr_kafka_log_event(ev, sr_who);
-				break;
-			case RD_KAFKA_EVENT_OFFSET_COMMIT:
-				if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-					rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR__NO_OFFSET)
-					ereport(DEBUG1, (errmsg("%s: Kafka offset commit failed: %s", sr_who,
-											rd_kafka_event_error_string(ev))));
-				break;
-			default:
-				break;
-		}
-		if (ev != NULL)
-			rd_kafka_event_destroy(ev);
-		if (sr_b.started != 0 && GetCurrentTimestamp() >= deadline)
-			break;
-	}
-}
-
-/* Assign the commit log's partitions at the stored read positions. */
-static void
-sr_clog_assign(void)
-{
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *rkt;
-	rd_kafka_resp_err_t err;
-	rd_kafka_topic_partition_list_t *l;
-	List	   *pos;
-	ListCell   *lc;
-
-	sr_clog_next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
-	rkt = rd_kafka_topic_new(sr_clog.rk, sr_def.commit_log_topic, NULL);
-	if (rkt == NULL)
-		elog(ERROR, "rd_kafka_topic_new failed");
-	err = rd_kafka_metadata(sr_clog.rk, 0, rkt, &md, 2000);
-	rd_kafka_topic_destroy(rkt);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
-		md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topics[0].partition_cnt == 0)
-	{
-		char		msg[256];
-
-		snprintf(msg, sizeof(msg), "commit log topic \"%s\" is not available: %s",
-				 sr_def.commit_log_topic,
-				 rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err
-								  : (md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)));
-		if (md)
-			rd_kafka_metadata_destroy(md);
-		sr_set_error(msg);
-		sr_set_status("waiting for commit log");
-		return;
-	}
-	sr_db_begin("sentry_relay: reading commit log positions");
-	pos = sr_db_read_cl_positions(&sr_def);
-	sr_db_commit();
-	l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-	for (int i = 0; i < md->topics[0].partition_cnt; i++)
-	{
-		int32		part = md->topics[0].partitions[i].id;
-		int64		off = RD_KAFKA_OFFSET_BEGINNING;
-
-		foreach(lc, pos)
-			if (((sr_remote_update *) lfirst(lc))->partition == part)
-				off = ((sr_remote_update *) lfirst(lc))->offset;
-		rd_kafka_topic_partition_list_add(l, sr_def.commit_log_topic, part)->offset = off;
-	}
-	rd_kafka_metadata_destroy(md);
-	err = rd_kafka_assign(sr_clog.rk, l);
-	rd_kafka_topic_partition_list_destroy(l);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(ERROR, (errmsg("%s: could not assign the commit log: %s", sr_who, rd_kafka_err2str(err))));
-	sr_clog_assigned = true;
-	ereport(LOG, (errmsg("%s: following commit log \"%s\"", sr_who, sr_def.commit_log_topic)));
-}
-
-/* One commit-log message: keep offsets of our topic's followed groups. */
-static void
-sr_handle_commit_log(const rd_kafka_message_t *m)
-{
-	sr_commit	c;
-	sr_error	err;
-	sr_header  *hs;
-	size_t		nh;
-	int			i;
-
-	for (i = 0; i < sr_b.ncl_positions; i++)
-		if (sr_b.cl_partition[i] == m->partition)
-			break;
-	if (i == sr_b.ncl_positions && i < (int) lengthof(sr_b.cl_partition))
-	{
-		sr_b.ncl_positions++;
-		sr_b.cl_partition[i] = m->partition;
-	}
-	if (i < (int) lengthof(sr_b.cl_partition))
-		sr_b.cl_offset[i] = m->offset + 1;
-
-	if (m->payload == NULL)
-		return;					/* a compaction tombstone */
-	hs = sr_message_headers(m, &nh);
-	if (sr_decode_commit_log(sr_get_decoder(), m->key, m->key ? m->key_len : 0,
-							 m->payload, m->len, hs, nh, &c, &err) == SR_DECODE_ERROR)
-	{
-		sr_dead_letter(m, &err, sr_def.commit_log_topic);
-		return;
-	}
-	if (strcmp(c.topic, sr_def.topic) == 0 && sr_group_index(c.group) >= 0)
-	{
-		sr_remote_update *u = palloc0(sizeof(sr_remote_update));
-
-		u->partition = c.partition;
-		u->group = pstrdup(c.group);
-		u->offset = c.offset;
-		u->has_ts = c.has_orig_message_ts;
-		u->ts = sr_unix_us_to_timestamptz(c.orig_message_ts_us);
-		sr_b.remote = lappend(sr_b.remote, u);
-	}
-}
-
-static void
-sr_drain_commit_log(void)
-{
-	rd_kafka_event_t *ev;
-	int			n = 0;
-
-	while (n < 10000 && (ev = rd_kafka_queue_poll(sr_clog.queue, 0)) != NULL)
-	{
-		switch (rd_kafka_event_type(ev))
-		{
-			case RD_KAFKA_EVENT_FETCH:
-				{
-					const rd_kafka_message_t *m;
-					MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
-
-					while ((m = rd_kafka_event_message_next(ev)) != NULL)
-					{
-						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-						{
-							ereport(LOG, (errmsg("%s: commit log error: %s", sr_who, rd_kafka_message_errstr(m))));
-							continue;
-						}
-						sr_handle_commit_log(m);
-						n++;
-					}
-					MemoryContextSwitchTo(old);
-					break;
-				}
-			case RD_KAFKA_EVENT_ERROR:
-				sr_handle_error_event(ev, "commit log consumer");
-				break;
-			case RD_KAFKA_EVENT_LOG:
-				sr_kafka_log_event(ev, sr_who);
-				break;
-			default:
-				break;
-		}
-		rd_kafka_event_destroy(ev);
-	}
 }
 
 static void

@@ -1,0 +1,157 @@
+/*
+ * commit_log.c - the commit-log follower of worker 0 of each stream.
+ *
+ * It reads the writers' commit log from the stored read position (a
+ * standalone consumer: assign(), no group), keeps the entries of the
+ * stream's followed groups for the stream's topic, and hands them to the
+ * current batch, which stores them in sentry_relay.remote_offsets together
+ * with the new read position.  Undecodable entries are dead-lettered.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "decode_sql.h"
+#include "guc.h"
+#include "worker_internal.h"
+
+/* Assign the commit log's partitions at the stored read positions. */
+void
+sr_clog_assign(void)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt;
+	rd_kafka_resp_err_t err;
+	rd_kafka_topic_partition_list_t *l;
+	List	   *pos;
+	ListCell   *lc;
+
+	sr_clog_next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+	rkt = rd_kafka_topic_new(sr_clog.rk, sr_def.commit_log_topic, NULL);
+	if (rkt == NULL)
+		elog(ERROR, "rd_kafka_topic_new failed");
+	err = rd_kafka_metadata(sr_clog.rk, 0, rkt, &md, 2000);
+	rd_kafka_topic_destroy(rkt);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
+		md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topics[0].partition_cnt == 0)
+	{
+		char		msg[256];
+
+		snprintf(msg, sizeof(msg), "commit log topic \"%s\" is not available: %s",
+				 sr_def.commit_log_topic,
+				 rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err
+								  : (md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)));
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		sr_worker_error(msg);
+		sr_set_status("waiting for commit log");
+		return;
+	}
+	sr_db_begin("sentry_relay: reading commit log positions");
+	pos = sr_db_read_cl_positions(&sr_def);
+	sr_db_commit();
+	l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+	for (int i = 0; i < md->topics[0].partition_cnt; i++)
+	{
+		int32		part = md->topics[0].partitions[i].id;
+		int64		off = RD_KAFKA_OFFSET_BEGINNING;
+
+		foreach(lc, pos)
+			if (((sr_remote_update *) lfirst(lc))->partition == part)
+				off = ((sr_remote_update *) lfirst(lc))->offset;
+		rd_kafka_topic_partition_list_add(l, sr_def.commit_log_topic, part)->offset = off;
+	}
+	rd_kafka_metadata_destroy(md);
+	err = rd_kafka_assign(sr_clog.rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR, (errmsg("%s: could not assign the commit log: %s", sr_who, rd_kafka_err2str(err))));
+	sr_clog_assigned = true;
+	ereport(LOG, (errmsg("%s: following commit log \"%s\"", sr_who, sr_def.commit_log_topic)));
+}
+
+/* One commit-log message: keep offsets of our topic's followed groups. */
+static void
+sr_handle_commit_log(const rd_kafka_message_t *m)
+{
+	sr_commit	c;
+	sr_error	err;
+	sr_header  *hs;
+	size_t		nh;
+	int			i;
+
+	for (i = 0; i < sr_b.ncl_positions; i++)
+		if (sr_b.cl_partition[i] == m->partition)
+			break;
+	if (i == sr_b.ncl_positions && i < (int) lengthof(sr_b.cl_partition))
+	{
+		sr_b.ncl_positions++;
+		sr_b.cl_partition[i] = m->partition;
+	}
+	if (i < (int) lengthof(sr_b.cl_partition))
+		sr_b.cl_offset[i] = m->offset + 1;
+
+	if (m->payload == NULL)
+		return;					/* a compaction tombstone */
+	hs = sr_message_headers(m, &nh);
+	if (sr_decode_commit_log(sr_get_decoder(), m->key, m->key ? m->key_len : 0,
+							 m->payload, m->len, hs, nh, &c, &err) == SR_DECODE_ERROR)
+	{
+		sr_dead_letter(m, &err, sr_def.commit_log_topic);
+		return;
+	}
+	if (strcmp(c.topic, sr_def.topic) == 0 && sr_group_index(c.group) >= 0)
+	{
+		sr_remote_update *u = palloc0(sizeof(sr_remote_update));
+
+		u->partition = c.partition;
+		u->group = pstrdup(c.group);
+		u->offset = c.offset;
+		u->has_ts = c.has_orig_message_ts;
+		u->ts = sr_unix_us_to_timestamptz(c.orig_message_ts_us);
+		sr_b.remote = lappend(sr_b.remote, u);
+	}
+}
+
+void
+sr_drain_commit_log(void)
+{
+	rd_kafka_event_t *ev;
+	int			n = 0;
+
+	while (n < 10000 && (ev = rd_kafka_queue_poll(sr_clog.queue, 0)) != NULL)
+	{
+		switch (rd_kafka_event_type(ev))
+		{
+			case RD_KAFKA_EVENT_FETCH:
+				{
+					const rd_kafka_message_t *m;
+					MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
+
+					while ((m = rd_kafka_event_message_next(ev)) != NULL)
+					{
+						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+						{
+							ereport(LOG, (errmsg("%s: commit log error: %s", sr_who, rd_kafka_message_errstr(m))));
+							continue;
+						}
+						sr_handle_commit_log(m);
+						n++;
+					}
+					MemoryContextSwitchTo(old);
+					break;
+				}
+			case RD_KAFKA_EVENT_ERROR:
+				sr_handle_error_event(ev, "commit log consumer");
+				break;
+			case RD_KAFKA_EVENT_LOG:
+				sr_kafka_log_event(ev, sr_who);
+				break;
+			default:
+				break;
+		}
+		rd_kafka_event_destroy(ev);
+	}
+}

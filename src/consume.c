@@ -454,6 +454,14 @@ sr_on_assign(rd_kafka_topic_partition_list_t *parts)
 		rd_kafka_topic_partition_list_destroy(assign);
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s: %s", sr_who, msg)));
 	}
+	/*
+	 * librdkafka keeps an application pause across unassign and assign, so
+	 * a partition paused before a rebalance would stay paused for good: clear
+	 * it, then let the state machine pause what must wait.
+	 */
+	err = rd_kafka_resume_partitions(sr_events.rk, assign);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(LOG, (errmsg("%s: could not resume the new assignment: %s", sr_who, rd_kafka_err2str(err))));
 	ereport(LOG, (errmsg("%s: assigned %d partition(s) of topic \"%s\"", sr_who, assign->cnt, sr_def.topic)));
 	rd_kafka_topic_partition_list_destroy(assign);
 	sr_refresh_remote();

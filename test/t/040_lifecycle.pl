@@ -1,0 +1,193 @@
+# 040_lifecycle.pl - a stream's workers across stop_stream/start_stream,
+# a restart of PostgreSQL and a kill -9 of a worker, each in the middle of a
+# stream: every message ends up in jobs (or dead_letters) exactly once.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use SentryRelay::KafkaMock;
+use SentryRelay::Test;
+
+my $kafka = SentryRelay::KafkaMock->new(brokers => 1);
+$kafka->create_topic('ss-events', 1);
+$kafka->create_topic('ss-clog', 1);
+$kafka->create_topic('rs-events', 2);
+$kafka->create_topic('rs-clog', 1);
+
+# small batches: a stream of a few thousand messages takes many commits;
+# the kill -9 test needs the postmaster to restart after a crash
+my $node = relay_node('lifecycle', $kafka, 'sentry_relay.batch_size' => 50,
+	restart_after_crash => 'on');
+
+sub part
+{
+	my ($stream, $partition) = @_;
+	return qq{SELECT coalesce(local_offset::text, '-') || ' ' || coalesce(remote_offset::text, '-')
+	  || ' ' || state FROM sentry_relay.partitions WHERE stream = '$stream' AND partition = $partition};
+}
+
+################################################################
+# 6. stop_stream / start_stream without a restart.
+################################################################
+create_errors_stream($node, name => 'ss', topic => 'ss-events', commit_log => 'ss-clog',
+	consumer_group => 'cg-ss');
+# a second stream over the same topics, never stopped: when it has seen a
+# commit-log entry, a running 'ss' worker would have seen it too
+create_errors_stream($node, name => 'ss-probe', topic => 'ss-events', commit_log => 'ss-clog',
+	consumer_group => 'cg-ss-probe');
+produce_events($kafka, 'ss-events', 0, 10);
+commit_log($kafka, 'ss-events', 0, 'snuba-consumers', 5, commit_log_topic => 'ss-clog');
+is(wait_for_value($node, part('ss', 0), '5 5 SYNCHRONIZED'), '5 5 SYNCHRONIZED', 'ss: synchronized at 5');
+is(job_offsets($node, 'ss'), '0,1,2,3,4', 'ss: offsets 0..4');
+my $ss_pid = $node->safe_psql('postgres', q{SELECT pid FROM sentry_relay.workers WHERE stream = 'ss'});
+like($ss_pid, qr/^\d+$/, 'ss: worker pid known');
+is($node->safe_psql('postgres', qq{SELECT backend_type FROM pg_stat_activity WHERE pid = $ss_pid}),
+	'sentry_relay worker', 'ss: the worker is in pg_stat_activity');
+
+my $t0 = time;
+$node->safe_psql('postgres', q{SELECT sentry_relay.stop_stream('ss')});
+ok(wait_until($node, q{SELECT count(*) = 0 FROM sentry_relay.workers WHERE stream = 'ss'}, 20),
+	'ss: stop_stream: the worker leaves sentry_relay.workers');
+ok(wait_until($node, qq{SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $ss_pid
+	  OR (backend_type = 'sentry_relay worker' AND application_name = 'sentry_relay ss/0')}, 20),
+	'ss: stop_stream: the worker leaves pg_stat_activity');
+my $stop_secs = time - $t0;
+ok($stop_secs < 15, sprintf('ss: stopped within seconds (%.1f s)', $stop_secs));
+is($node->safe_psql('postgres', q{SELECT enabled FROM sentry_relay.streams WHERE name = 'ss'}), 'f',
+	'ss: the stream is disabled');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.workers WHERE stream = 'ss-probe' AND status = 'running'}),
+	'1', 'ss: the other stream still runs');
+
+commit_log($kafka, 'ss-events', 0, 'snuba-consumers', 10, commit_log_topic => 'ss-clog');
+is(wait_for_value($node, part('ss-probe', 0), '10 10 SYNCHRONIZED'), '10 10 SYNCHRONIZED',
+	'ss: the commit log advanced to 10 (the other stream consumed up to it)');
+is(job_offsets($node, 'ss'), '0,1,2,3,4', 'ss: stopped: no new job');
+is($node->safe_psql('postgres', part('ss', 0)), '5 5 SYNCHRONIZED', 'ss: stopped: its partition did not move');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.workers WHERE stream = 'ss'}), '0',
+	'ss: still no worker');
+
+$node->safe_psql('postgres', q{SELECT sentry_relay.start_stream('ss')});
+ok(wait_until($node, qq{SELECT count(*) = 1 FROM sentry_relay.workers WHERE stream = 'ss' AND status = 'running' AND pid <> $ss_pid}, 30),
+	'ss: start_stream: a new worker runs');
+is(wait_for_value($node, part('ss', 0), '10 10 SYNCHRONIZED'), '10 10 SYNCHRONIZED', 'ss: caught up to 10');
+is(job_offsets($node, 'ss'), join(',', 0 .. 9), 'ss: offsets 0..9');
+is(exactly_once($node, 'ss'), '10 10', 'ss: each job once');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sentry_relay worker' AND application_name = 'sentry_relay ss/0'}),
+	'1', 'ss: the worker is back in pg_stat_activity');
+$node->safe_psql('postgres', q{SELECT sentry_relay.drop_stream('ss-probe')});
+$node->safe_psql('postgres', q{SELECT sentry_relay.stop_stream('ss')});
+
+################################################################
+# 7a. A restart of PostgreSQL while a stream of 3000 messages is enqueued.
+################################################################
+my $per_part = 1500;
+create_errors_stream($node, name => 'rs', topic => 'rs-events', commit_log => 'rs-clog',
+	consumer_group => 'cg-rs');
+ok(wait_until($node, q{SELECT count(*) = 1 FROM sentry_relay.workers WHERE stream = 'rs' AND status = 'running'}),
+	'rs: worker running');
+produce_events($kafka, 'rs-events', $_, $per_part) for 0, 1;
+ok(wait_until($node, q{SELECT count(*) = 2 FROM sentry_relay.partitions WHERE stream = 'rs' AND local_offset = 0 AND state = 'UNKNOWN'}),
+	'rs: both partitions seen, waiting for the writer');
+# a slow queue (20 ms per batch insert, 60 batches): the restart and the
+# kill below come while jobs are still arriving
+$node->safe_psql('postgres', q{
+CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.02); RETURN NULL; END $$;
+CREATE TRIGGER slow_batch AFTER INSERT ON sentry_relay.jobs
+  FOR EACH STATEMENT EXECUTE FUNCTION slow_batch()});
+commit_log($kafka, 'rs-events', $_, 'snuba-consumers', $per_part, commit_log_topic => 'rs-clog') for 0, 1;
+
+my $seen = 0;
+my $deadline = time + 60;
+while (time < $deadline)
+{
+	$seen = $node->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rs'});
+	last if $seen >= 500;
+	usleep(10_000);
+}
+ok($seen >= 500, "rs: jobs are arriving ($seen so far)");
+diag("rs: restart with $seen of 3000 jobs enqueued");
+$node->restart;
+ok($seen < 2 * $per_part, "rs: the restart came in the middle of the stream ($seen of 3000)");
+
+is(wait_for_value_retry($node, q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rs'}, 2 * $per_part),
+	2 * $per_part, 'rs: all 3000 jobs after the restart');
+is($node->safe_psql('postgres', q{SELECT partition || ':' || count(*) || ':' || count(DISTINCT "offset") || ':' || min("offset") || '-' || max("offset")
+  FROM sentry_relay.jobs WHERE stream = 'rs' GROUP BY partition ORDER BY partition}),
+	"0:$per_part:$per_part:0-" . ($per_part - 1) . "\n1:$per_part:$per_part:0-" . ($per_part - 1),
+	'rs: every offset 0..1499 of both partitions exactly once');
+is(exactly_once($node, 'rs'), "3000 3000", 'rs: no duplicate');
+is(wait_for_value($node, part('rs', 0) . ' UNION ALL ' . part('rs', 1),
+	"$per_part $per_part SYNCHRONIZED\n$per_part $per_part SYNCHRONIZED"),
+	"$per_part $per_part SYNCHRONIZED\n$per_part $per_part SYNCHRONIZED", 'rs: both partitions synchronized');
+
+################################################################
+# 7b. kill -9 of the worker in the middle of a batch: the postmaster
+#     restarts every backend; nothing is lost or enqueued twice.
+################################################################
+ok(wait_until($node, q{SELECT count(*) = 1 FROM sentry_relay.workers WHERE stream = 'rs' AND status = 'running'}),
+	'rs: worker running after the restart');
+my $rs_pid = $node->safe_psql('postgres', q{SELECT pid FROM sentry_relay.workers WHERE stream = 'rs'});
+# 1500 more per partition, every 97th one undecodable
+my @msgs;
+for my $p (0, 1)
+{
+	for my $o ($per_part .. 2 * $per_part - 1)
+	{
+		push @msgs, [ 'rs-events', $p, "k$o",
+			$o % 97 == 0 ? "not json $o" : event_message(seq => $o, project_id => 2) ];
+	}
+}
+raw_produce_file($kafka, \@msgs);
+my $bad = scalar grep { $_ % 97 == 0 } $per_part .. 2 * $per_part - 1;
+commit_log($kafka, 'rs-events', $_, 'snuba-consumers', 2 * $per_part, commit_log_topic => 'rs-clog')
+  for 0, 1;
+
+$seen = 0;
+$deadline = time + 60;
+while (time < $deadline)
+{
+	$seen = $node->safe_psql('postgres', qq{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rs' AND "offset" >= $per_part});
+	last if $seen >= 500;
+	usleep(10_000);
+}
+ok($seen >= 500 && $seen < 2 * $per_part, "rs: the second stream is arriving ($seen so far)");
+my $log_offset = -s $node->logfile;
+ok(kill('KILL', $rs_pid), "rs: kill -9 the worker ($rs_pid) with $seen new jobs enqueued");
+ok($node->wait_for_log(qr/terminated by signal 9/, $log_offset), 'rs: the postmaster noticed the crash');
+my $all = 2 * 2 * $per_part;
+is(wait_for_value_retry($node, q{SELECT (SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rs')
+  + (SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = 'rs')}, $all, 90),
+	$all, "rs: all $all messages are jobs or dead letters after the crash");
+is($node->safe_psql('postgres', q{
+WITH m AS (SELECT partition, "offset" FROM sentry_relay.jobs WHERE stream = 'rs'
+           UNION ALL
+           SELECT partition, "offset" FROM sentry_relay.dead_letters WHERE stream = 'rs')
+SELECT partition || ':' || count(*) || ':' || count(DISTINCT "offset") || ':' || min("offset") || '-' || max("offset")
+  FROM m GROUP BY partition ORDER BY partition}),
+	"0:3000:3000:0-2999\n1:3000:3000:0-2999",
+	'rs: every offset 0..2999 of both partitions exactly once in jobs or dead letters');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = 'rs'}),
+	2 * $bad, "rs: the $bad bad messages per partition are dead letters");
+is($node->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = 'rs' AND "offset" % 97 <> 0}),
+	'0', 'rs: only the bad messages are dead letters');
+ok(wait_until($node, qq{SELECT count(*) = 1 FROM sentry_relay.workers WHERE stream = 'rs' AND status = 'running' AND pid <> $rs_pid}),
+	'rs: a new worker runs after the crash');
+is(wait_for_value($node, part('rs', 0) . ' UNION ALL ' . part('rs', 1),
+	"3000 3000 SYNCHRONIZED\n3000 3000 SYNCHRONIZED"),
+	"3000 3000 SYNCHRONIZED\n3000 3000 SYNCHRONIZED", 'rs: both partitions synchronized at 3000');
+
+$node->safe_psql('postgres', q{DROP TRIGGER slow_batch ON sentry_relay.jobs});
+
+# and it still works: one more message per partition
+produce_events($kafka, 'rs-events', $_, 1, first => 3000) for 0, 1;
+commit_log($kafka, 'rs-events', $_, 'snuba-consumers', 3001, commit_log_topic => 'rs-clog') for 0, 1;
+is(wait_for_value($node, q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rs' AND "offset" = 3000}, '2'),
+	'2', 'rs: the new worker enqueues new messages');
+is(exactly_once($node, 'rs'), (2 * 3001 - 2 * $bad) . ' ' . (2 * 3001 - 2 * $bad), 'rs: each job once');
+
+$node->stop;
+$kafka->stop;
+done_testing();

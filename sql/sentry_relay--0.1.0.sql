@@ -113,9 +113,29 @@ CREATE TABLE @extschema@.jobs (
     body bytea,
     attempts int NOT NULL DEFAULT 0,
     visible_at timestamptz NOT NULL DEFAULT now(),
-    leased_until timestamptz
-);
-CREATE INDEX jobs_queue_visible_idx ON @extschema@.jobs (queue, visible_at, id);
+    leased_until timestamptz,
+    errors jsonb
+)
+/*
+ * A queue deletes as fast as it inserts.  Room left in each page lets a
+ * claim (which changes only unindexed columns) be a HOT update, and vacuum
+ * runs after a fixed number of dead rows instead of a fraction of the table,
+ * without throttling.  The only index is the primary key: claims walk it from
+ * its low end, where btree deduplication and killed-tuple hints keep it
+ * small and fast.
+ */
+WITH (fillfactor = 70,
+      autovacuum_vacuum_scale_factor = 0,
+      autovacuum_vacuum_threshold = 10000,
+      autovacuum_vacuum_insert_scale_factor = 0,
+      autovacuum_vacuum_insert_threshold = 100000,
+      autovacuum_vacuum_cost_delay = 0,
+      autovacuum_analyze_scale_factor = 0.05);
+
+-- Jobs that failed max_attempts times, with their whole error history.
+CREATE TABLE @extschema@.dead_jobs (LIKE @extschema@.jobs INCLUDING DEFAULTS);
+ALTER TABLE @extschema@.dead_jobs ADD PRIMARY KEY (id),
+    ADD COLUMN died_at timestamptz NOT NULL DEFAULT now();
 
 -- Messages that could not be decoded, with their raw bytes.
 CREATE TABLE @extschema@.dead_letters (
@@ -170,7 +190,9 @@ LANGUAGE C STRICT;
 
 CREATE FUNCTION @extschema@._stream_check(name text)
 RETURNS @extschema@.streams
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     s @extschema@.streams;
 BEGIN
@@ -192,7 +214,9 @@ CREATE FUNCTION @extschema@._check_stream_args(
     topic text, commit_log_topic text, synchronize_commit_groups text[],
     consumer_group text, initial_offset_reset text, workers int, options jsonb)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     IF topic IS NULL OR topic !~ '^[A-Za-z0-9._-]{1,249}$' THEN
         RAISE EXCEPTION 'invalid topic name "%"', topic
@@ -258,7 +282,9 @@ CREATE FUNCTION @extschema@.create_stream(
     workers int DEFAULT 1,
     options jsonb DEFAULT '{}')
 RETURNS @extschema@.streams
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     s @extschema@.streams;
 BEGIN
@@ -299,7 +325,9 @@ CREATE FUNCTION @extschema@.alter_stream(
     workers int DEFAULT NULL,
     options jsonb DEFAULT NULL)
 RETURNS @extschema@.streams
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     s @extschema@.streams := @extschema@._stream_check(name);
 BEGIN
@@ -326,7 +354,9 @@ END $$;
 
 CREATE FUNCTION @extschema@.start_stream(name text)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     PERFORM @extschema@._stream_check(name);
     UPDATE @extschema@.streams AS t SET enabled = true, updated_at = now() WHERE t.name = start_stream.name;
@@ -335,7 +365,9 @@ END $$;
 
 CREATE FUNCTION @extschema@.stop_stream(name text)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     PERFORM @extschema@._stream_check(name);
     UPDATE @extschema@.streams AS t SET enabled = false, updated_at = now() WHERE t.name = stop_stream.name;
@@ -344,7 +376,9 @@ END $$;
 
 CREATE FUNCTION @extschema@.drop_stream(name text, drop_jobs boolean DEFAULT false)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     PERFORM @extschema@._stream_check(name);
     DELETE FROM @extschema@.streams AS t WHERE t.name = drop_stream.name;
@@ -357,7 +391,9 @@ END $$;
 CREATE FUNCTION @extschema@.set_remote_offset(
     stream text, partition int, "offset" bigint, consumer_group text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     s @extschema@.streams := @extschema@._stream_check(stream);
     g text := consumer_group;
@@ -391,6 +427,189 @@ BEGIN
     PERFORM @extschema@._wake_stream(s.name);
 END $$;
 
+
+/*
+ * The job queue interface for job workers.
+ *
+ * claim_jobs leases jobs (FOR UPDATE SKIP LOCKED: each job goes to at most
+ * one claimer at a time) and counts the attempt; the attempt number doubles
+ * as the lease token.  complete_jobs removes finished jobs; fail_job records
+ * an error and makes the job visible again after a backoff, or moves it to
+ * dead_jobs after sentry_relay.max_attempts.  All are SECURITY DEFINER with
+ * a pinned search_path, for the sentry_relay_worker role.
+ */
+
+CREATE FUNCTION @extschema@.claim_jobs(
+    max_jobs int,
+    lease interval DEFAULT '5 minutes',
+    queues text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.jobs
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_jobs IS NULL OR max_jobs < 1 OR max_jobs > 10000 THEN
+        RAISE EXCEPTION 'max_jobs must be between 1 and 10000, not %', coalesce(max_jobs::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Claim a small batch, such as 10 to 100 jobs, and claim again when done.';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' OR lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease must be a positive interval of at most 1 day, not %', coalesce(lease::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The lease is how long a worker may hold a job before another may claim it, such as ''5 minutes''.';
+    END IF;
+    IF queues IS NOT NULL AND (cardinality(queues) = 0 OR array_position(queues, NULL) IS NOT NULL) THEN
+        RAISE EXCEPTION 'queues must be NULL (any queue) or a list of queue names'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example ARRAY[''post_process_errors''].';
+    END IF;
+    RETURN QUERY
+    UPDATE @extschema@.jobs AS j
+       SET leased_until = now() + lease,
+           attempts = j.attempts + 1
+     WHERE j.id IN (
+           SELECT c.id FROM @extschema@.jobs AS c
+            WHERE (queues IS NULL OR c.queue = ANY (queues))
+              AND c.visible_at <= now()
+              AND (c.leased_until IS NULL OR c.leased_until <= now())
+            ORDER BY c.id
+            LIMIT max_jobs
+              FOR UPDATE SKIP LOCKED)
+    RETURNING j.*;
+END $$;
+
+CREATE FUNCTION @extschema@.complete_jobs(ids bigint[], attempts int[] DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n int;
+BEGIN
+    IF ids IS NULL THEN
+        RAISE EXCEPTION 'ids must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the ids of the claimed jobs that are done, for example ARRAY[1, 2, 3].';
+    END IF;
+    IF attempts IS NOT NULL AND cardinality(attempts) <> cardinality(ids) THEN
+        RAISE EXCEPTION 'attempts must have one entry per id (% ids, % attempts)',
+                cardinality(ids), cardinality(attempts)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass each job''s attempts as claim_jobs returned it, or no attempts at all.';
+    END IF;
+    IF attempts IS NULL THEN
+        DELETE FROM @extschema@.jobs AS j
+         WHERE j.id = ANY (ids) AND j.leased_until IS NOT NULL;
+    ELSE
+        -- with lease tokens, a completion from an expired lease that was
+        -- claimed again is rejected
+        DELETE FROM @extschema@.jobs AS j
+         USING unnest(ids, attempts) AS t(id, attempt)
+         WHERE j.id = t.id AND j.attempts = t.attempt AND j.leased_until IS NOT NULL;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+CREATE FUNCTION @extschema@.fail_job(
+    id bigint,
+    error text,
+    retry_in interval DEFAULT NULL,
+    attempt int DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j @extschema@.jobs;
+    max_attempts int := current_setting('sentry_relay.max_attempts')::int;
+    entry jsonb;
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'id must not be null'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the id of the claimed job that failed.';
+    END IF;
+    IF error IS NULL THEN
+        RAISE EXCEPTION 'error must not be null'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Say why the job failed; it is kept in the job''s error history.';
+    END IF;
+    IF retry_in IS NOT NULL AND retry_in < interval '0' THEN
+        RAISE EXCEPTION 'retry_in must not be negative, not %', retry_in
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL for the default exponential backoff.';
+    END IF;
+    SELECT * INTO j FROM @extschema@.jobs AS t WHERE t.id = fail_job.id FOR UPDATE;
+    IF NOT FOUND OR j.leased_until IS NULL THEN
+        RETURN false;           -- completed, dead, or never claimed
+    END IF;
+    IF attempt IS NOT NULL AND attempt <> j.attempts THEN
+        RETURN false;           -- a late report from an expired, re-claimed lease
+    END IF;
+    IF attempt IS NULL AND j.leased_until < now() THEN
+        RETURN false;           -- the lease expired: the job may be claimed again
+    END IF;
+    entry := jsonb_build_object('attempt', j.attempts, 'at', now(), 'error', error);
+    IF j.attempts >= max_attempts THEN
+        DELETE FROM @extschema@.jobs AS t WHERE t.id = j.id;
+        j.errors := coalesce(j.errors, '[]'::jsonb) || entry;
+        j.leased_until := NULL;
+        INSERT INTO @extschema@.dead_jobs SELECT (j).*, now();
+    ELSE
+        UPDATE @extschema@.jobs AS t
+           SET leased_until = NULL,
+               visible_at = now() + coalesce(retry_in,
+                   least(interval '1 second' * 5 * power(2, j.attempts - 1), interval '1 hour')),
+               errors = coalesce(t.errors, '[]'::jsonb) || entry
+         WHERE t.id = j.id;
+    END IF;
+    RETURN true;
+END $$;
+
+CREATE FUNCTION @extschema@.retry_dead_jobs(ids bigint[] DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n int;
+BEGIN
+    WITH moved AS (
+        DELETE FROM @extschema@.dead_jobs AS d
+         WHERE ids IS NULL OR d.id = ANY (ids)
+        RETURNING d.*)
+    INSERT INTO @extschema@.jobs OVERRIDING SYSTEM VALUE
+    SELECT m.id, m.stream, m.topic, m.partition, m."offset", m.queue, m.eventstream_type,
+           m.project_id, m.group_id, m.event_id, m.primary_hash, m.is_new, m.is_regression,
+           m.is_new_group_environment, m.group_states, m.occurrence_id, m.cache_key,
+           m.message_timestamp, m.enqueued_at, m.body, 0, now(), NULL, m.errors
+      FROM moved AS m;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+CREATE FUNCTION @extschema@.queue_stats()
+RETURNS TABLE (queue text, depth bigint, ready bigint, leased bigint, delayed bigint,
+               oldest_age interval, dead bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH live AS (
+        SELECT j.queue,
+               count(*) AS depth,
+               count(*) FILTER (WHERE j.visible_at <= now()
+                                  AND (j.leased_until IS NULL OR j.leased_until <= now())) AS ready,
+               count(*) FILTER (WHERE j.leased_until > now()) AS leased,
+               count(*) FILTER (WHERE j.visible_at > now()
+                                  AND (j.leased_until IS NULL OR j.leased_until <= now())) AS delayed,
+               now() - min(j.enqueued_at) AS oldest_age
+          FROM @extschema@.jobs AS j GROUP BY j.queue),
+    dead AS (
+        SELECT d.queue, count(*) AS dead FROM @extschema@.dead_jobs AS d GROUP BY d.queue)
+    SELECT coalesce(l.queue, d.queue), coalesce(l.depth, 0), coalesce(l.ready, 0),
+           coalesce(l.leased, 0), coalesce(l.delayed, 0), l.oldest_age, coalesce(d.dead, 0)
+      FROM live AS l FULL JOIN dead AS d ON d.queue = l.queue
+     ORDER BY 1
+$$;
+
 /* Monitoring views. */
 
 CREATE VIEW @extschema@.partitions AS
@@ -420,3 +639,45 @@ SELECT p.stream,
 
 CREATE VIEW @extschema@.workers AS
 SELECT * FROM @extschema@._worker_status();
+
+/*
+ * Roles and privileges.  sentry_relay_worker may claim, complete and fail
+ * jobs, and nothing else; sentry_relay_admin manages streams and offsets and
+ * reads the monitoring views, dead letters and dead jobs.  Other roles can do
+ * neither.  Kafka secrets live in a superuser-only setting.
+ */
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'sentry_relay_worker') THEN
+        CREATE ROLE sentry_relay_worker NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'sentry_relay_admin') THEN
+        CREATE ROLE sentry_relay_admin NOLOGIN;
+    END IF;
+END $$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.decode_event_message(bytea, jsonb),
+    @extschema@.decode_commit_log_message(bytea, bytea, jsonb) TO PUBLIC;
+
+GRANT USAGE ON SCHEMA @extschema@ TO sentry_relay_worker, sentry_relay_admin;
+
+GRANT EXECUTE ON FUNCTION @extschema@.claim_jobs(int, interval, text[]),
+    @extschema@.complete_jobs(bigint[], int[]),
+    @extschema@.fail_job(bigint, text, interval, int) TO sentry_relay_worker;
+
+GRANT EXECUTE ON FUNCTION
+    @extschema@.create_stream(text, text, text, text[], text, text, int, jsonb),
+    @extschema@.alter_stream(text, text, text, text[], text, text, int, jsonb),
+    @extschema@.start_stream(text),
+    @extschema@.stop_stream(text),
+    @extschema@.drop_stream(text, boolean),
+    @extschema@.set_remote_offset(text, int, bigint, text),
+    @extschema@.retry_dead_jobs(bigint[]),
+    @extschema@.queue_stats(),
+    @extschema@._worker_status() TO sentry_relay_admin;
+GRANT SELECT ON @extschema@.streams, @extschema@.partition_state, @extschema@.remote_offsets,
+    @extschema@.commit_log_positions, @extschema@.jobs, @extschema@.dead_jobs,
+    @extschema@.dead_letters, @extschema@.partitions, @extschema@.workers
+    TO sentry_relay_admin;
+GRANT DELETE ON @extschema@.dead_letters, @extschema@.dead_jobs TO sentry_relay_admin;

@@ -21,6 +21,7 @@ int			sr_batch_max_bytes = 16 * 1024 * 1024;
 int			sr_batch_timeout = 10;
 int			sr_max_workers = 8;
 int			sr_queue_buffer_kb = 8192;
+int			sr_max_attempts = 5;
 
 void
 sr_guc_init(void)
@@ -98,6 +99,14 @@ sr_guc_init(void)
 							&sr_queue_buffer_kb,
 							8192, 1024, 2097151,
 							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sentry_relay.max_attempts",
+							"Attempts after which a failing job moves to sentry_relay.dead_jobs.",
+							NULL,
+							&sr_max_attempts,
+							5, 1, 1000,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("sentry_relay");

@@ -13,6 +13,7 @@ extern int	sr_batch_max_bytes;
 extern int	sr_batch_timeout;
 extern int	sr_max_workers;
 extern int	sr_queue_buffer_kb;
+extern int	sr_max_attempts;
 
 extern void sr_guc_init(void);
 

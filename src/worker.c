@@ -168,6 +168,18 @@ sr_worker_shutdown(void)
 
 	sr_set_status("stopping");
 	sr_flush();
+
+	/* let go of our partitions in the table, as a revoke would */
+	sr_db_begin("sentry_relay: releasing partitions");
+	for (int i = 0; i < sr_nparts; i++)
+		if (sr_parts[i].assigned)
+		{
+			sr_parts[i].assigned = false;
+			sr_db_release_partition(&sr_def, i);
+		}
+	sr_db_commit();
+	sr_publish_partitions();
+
 	e = rd_kafka_consumer_close_queue(sr_events.rk, sr_events.queue);
 	if (e != NULL)
 		rd_kafka_error_destroy(e);
@@ -179,7 +191,19 @@ sr_worker_shutdown(void)
 			if (ev == NULL)
 				continue;
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
-				(void) rd_kafka_assign(sr_events.rk, NULL);
+			{
+				if (strcmp(rd_kafka_rebalance_protocol(sr_events.rk), "COOPERATIVE") == 0)
+				{
+					rd_kafka_error_t *ue =
+						rd_kafka_incremental_unassign(sr_events.rk,
+													  rd_kafka_event_topic_partition_list(ev));
+
+					if (ue != NULL)
+						rd_kafka_error_destroy(ue);
+				}
+				else
+					(void) rd_kafka_assign(sr_events.rk, NULL);
+			}
 			rd_kafka_event_destroy(ev);
 		}
 	sr_consumer_destroy(&sr_clog, false);

@@ -319,9 +319,10 @@ sr_sm_set_local_offset(sr_state_manager *sm, const char *topic,
 	return sr_sm_finish(sm, e, r, &prev, changed);
 }
 
-sr_sm_result
-sr_sm_set_remote_offset(sr_state_manager *sm, const char *topic,
-						int32_t partition, bool has, int64_t offset)
+/* A remote offset: set directly (group < 0) or for one followed group. */
+static sr_sm_result
+sr_sm_set_remote(sr_state_manager *sm, const char *topic, int32_t partition,
+				 int group, bool has, int64_t offset)
 {
 	sr_sm_entry *e = sr_sm_lookup(sm, topic, partition);
 	sr_snapshot prev;
@@ -330,23 +331,27 @@ sr_sm_set_remote_offset(sr_state_manager *sm, const char *topic,
 
 	if (e == NULL)
 		return SR_SM_OUT_OF_MEMORY;
-	r = sr_partition_set_remote(&e->p, has, offset, &prev, &changed);
+	if (group < 0)
+		r = sr_partition_set_remote(&e->p, has, offset, &prev, &changed);
+	else
+		r = sr_partition_set_group(&e->p, group, offset, &prev, &changed);
 	return sr_sm_finish(sm, e, r, &prev, changed);
+}
+
+sr_sm_result
+sr_sm_set_remote_offset(sr_state_manager *sm, const char *topic,
+						int32_t partition, bool has, int64_t offset)
+{
+	return sr_sm_set_remote(sm, topic, partition, -1, has, offset);
 }
 
 sr_sm_result
 sr_sm_set_group_offset(sr_state_manager *sm, const char *topic,
 					   int32_t partition, int group, int64_t offset)
 {
-	sr_sm_entry *e = sr_sm_lookup(sm, topic, partition);
-	sr_snapshot prev;
-	bool		changed;
-	sr_sm_result r;
-
-	if (e == NULL)
-		return SR_SM_OUT_OF_MEMORY;
-	r = sr_partition_set_group(&e->p, group, offset, &prev, &changed);
-	return sr_sm_finish(sm, e, r, &prev, changed);
+	if (group < 0)
+		return SR_SM_BAD_ARGUMENT;
+	return sr_sm_set_remote(sm, topic, partition, group, true, offset);
 }
 
 sr_sm_result

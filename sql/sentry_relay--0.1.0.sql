@@ -458,7 +458,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The lease is how long a worker may hold a job before another may claim it, such as ''5 minutes''.';
     END IF;
-    IF queues IS NOT NULL AND (cardinality(queues) = 0 OR array_position(queues, NULL) IS NOT NULL) THEN
+    IF queues IS NOT NULL AND (array_ndims(queues) IS DISTINCT FROM 1
+                               OR array_position(queues, NULL) IS NOT NULL) THEN
         RAISE EXCEPTION 'queues must be NULL (any queue) or a list of queue names'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example ARRAY[''post_process_errors''].';
@@ -504,7 +505,7 @@ BEGIN
         -- with lease tokens, a completion from an expired lease that was
         -- claimed again is rejected
         DELETE FROM @extschema@.jobs AS j
-         USING unnest(ids, attempts) AS t(id, attempt)
+         USING unnest(ids, complete_jobs.attempts) AS t(id, attempt)
          WHERE j.id = t.id AND j.attempts = t.attempt AND j.leased_until IS NOT NULL;
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -544,7 +545,7 @@ BEGIN
     IF attempt IS NOT NULL AND attempt <> j.attempts THEN
         RETURN false;           -- a late report from an expired, re-claimed lease
     END IF;
-    IF attempt IS NULL AND j.leased_until < now() THEN
+    IF attempt IS NULL AND j.leased_until <= now() THEN
         RETURN false;           -- the lease expired: the job may be claimed again
     END IF;
     entry := jsonb_build_object('attempt', j.attempts, 'at', now(), 'error', error);
@@ -557,7 +558,7 @@ BEGIN
         UPDATE @extschema@.jobs AS t
            SET leased_until = NULL,
                visible_at = now() + coalesce(retry_in,
-                   least(interval '1 second' * 5 * power(2, j.attempts - 1), interval '1 hour')),
+                   least(interval '1 second' * 5 * power(2, least(j.attempts - 1, 10)), interval '1 hour')),
                errors = coalesce(t.errors, '[]'::jsonb) || entry
          WHERE t.id = j.id;
     END IF;
@@ -660,7 +661,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.decode_event_message(bytea, jsonb),
     @extschema@.decode_commit_log_message(bytea, bytea, jsonb) TO PUBLIC;
 
-GRANT USAGE ON SCHEMA @extschema@ TO sentry_relay_worker, sentry_relay_admin;
+-- everyone may use the decoders; everything else is revoked from PUBLIC above
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.claim_jobs(int, interval, text[]),
     @extschema@.complete_jobs(bigint[], int[]),
@@ -676,7 +678,12 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.retry_dead_jobs(bigint[]),
     @extschema@.queue_stats(),
     @extschema@._worker_status() TO sentry_relay_admin;
-GRANT SELECT ON @extschema@.streams, @extschema@.partition_state, @extschema@.remote_offsets,
+-- streams.options may hold librdkafka properties, secrets among them: only
+-- superusers read it (put secrets in sentry_relay.kafka_properties)
+GRANT SELECT (name, topic, commit_log_topic, synchronize_commit_groups, consumer_group,
+              initial_offset_reset, workers, enabled, created_at, updated_at)
+    ON @extschema@.streams TO sentry_relay_admin;
+GRANT SELECT ON @extschema@.partition_state, @extschema@.remote_offsets,
     @extschema@.commit_log_positions, @extschema@.jobs, @extschema@.dead_jobs,
     @extschema@.dead_letters, @extschema@.partitions, @extschema@.workers
     TO sentry_relay_admin;

@@ -468,14 +468,18 @@ BEGIN
     UPDATE @extschema@.jobs AS j
        SET leased_until = now() + lease,
            attempts = j.attempts + 1
-     WHERE j.id IN (
+     -- "= ANY (ARRAY(...))", not "IN (...)": no join to plan.  Planning a
+     -- join on jobs.id probes the low end of the primary key through the
+     -- dead entries that completed jobs leave there until vacuum, and with
+     -- parameters the plan is made anew at every call.
+     WHERE j.id = ANY (ARRAY(
            SELECT c.id FROM @extschema@.jobs AS c
             WHERE (queues IS NULL OR c.queue = ANY (queues))
               AND c.visible_at <= now()
               AND (c.leased_until IS NULL OR c.leased_until <= now())
             ORDER BY c.id
             LIMIT max_jobs
-              FOR UPDATE SKIP LOCKED)
+              FOR UPDATE SKIP LOCKED))
     RETURNING j.*;
 END $$;
 
@@ -504,9 +508,10 @@ BEGIN
     ELSE
         -- with lease tokens, a completion from an expired lease that was
         -- claimed again is rejected
+        -- no join (see claim_jobs); a repeated id matches its first token
         DELETE FROM @extschema@.jobs AS j
-         USING unnest(ids, complete_jobs.attempts) AS t(id, attempt)
-         WHERE j.id = t.id AND j.attempts = t.attempt AND j.leased_until IS NOT NULL;
+         WHERE j.id = ANY (ids) AND j.leased_until IS NOT NULL
+           AND j.attempts = (complete_jobs.attempts)[array_position(ids, j.id)];
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;

@@ -85,3 +85,10 @@ fuzz: deps
 
 fuzz-smoke:
 	$(CURDIR)/test/fuzz/run.sh 10
+
+# Job queue benchmark (as root, after `make install`): claim_jobs/complete_jobs
+# against a plain DELETE ... FOR UPDATE SKIP LOCKED baseline, and claim latency
+# over millions of jobs.  Prints a table; writes test/bench/results/queue.json.
+.PHONY: bench-queue
+bench-queue:
+	$(CURDIR)/test/bench/queue_bench.sh

@@ -27,7 +27,7 @@
 # BENCH_THREADS (2), BENCH_PORT (54341), BENCH_CONF (extra
 # postgresql.conf lines, applied to every arm), BENCH_SKIP (s1 or s2),
 # BENCH_PATCH (an SQL file run after CREATE EXTENSION, to measure a proposed
-# change such as test/bench/proposed_queue_functions.sql; the report says so).
+# change to the queue functions; the report says so).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)

@@ -491,7 +491,7 @@ sr_on_revoke(rd_kafka_topic_partition_list_t *parts)
 	if (strcmp(rd_kafka_rebalance_protocol(sr_events.rk), "COOPERATIVE") == 0)
 		e = rd_kafka_incremental_unassign(sr_events.rk, parts);
 	else
-		(void) rd_kafka_assign(sr_events.rk, NULL);
+		sr_kafka_unassign_all(sr_events.rk, sr_who);
 	if (e != NULL)
 	{
 		ereport(LOG, (errmsg("%s: unassign failed: %s", sr_who, rd_kafka_error_string(e))));
@@ -555,7 +555,7 @@ sr_drain_events(TimestampTz deadline)
 					else
 					{
 						ereport(LOG, (errmsg("%s: rebalance failed: %s", sr_who, rd_kafka_err2str(err))));
-						(void) rd_kafka_assign(sr_events.rk, NULL);
+						sr_kafka_unassign_all(sr_events.rk, sr_who);
 					}
 					rd_kafka_topic_partition_list_destroy(l);
 					break;

@@ -142,3 +142,14 @@ sr_kafka_one(const char *topic, int32 partition, int64 offset)
 	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
 	return l;
 }
+
+/* Drop a consumer's whole assignment (eager protocol), logging a failure. */
+void
+sr_kafka_unassign_all(rd_kafka_t *rk, const char *who)
+{
+	rd_kafka_resp_err_t err = rd_kafka_assign(rk, NULL);
+
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(LOG, (errmsg("%s: could not drop the partition assignment: %s", who,
+							 rd_kafka_err2str(err))));
+}

@@ -36,6 +36,9 @@ extern void sr_kafka_log_event(rd_kafka_event_t *ev, const char *who);
 /* True for errors that mean the cluster cannot be reached. */
 extern bool sr_kafka_error_is_broker_down(rd_kafka_resp_err_t err);
 
+/* Drop a consumer's whole assignment (eager protocol), logging a failure. */
+extern void sr_kafka_unassign_all(rd_kafka_t *rk, const char *who);
+
 /* A list of one partition, for pause/resume/seek/commit. */
 extern rd_kafka_topic_partition_list_t *sr_kafka_one(const char *topic,
 													int32 partition,

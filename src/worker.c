@@ -202,7 +202,7 @@ sr_worker_shutdown(void)
 						rd_kafka_error_destroy(ue);
 				}
 				else
-					(void) rd_kafka_assign(sr_events.rk, NULL);
+					sr_kafka_unassign_all(sr_events.rk, sr_who);
 			}
 			rd_kafka_event_destroy(ev);
 		}

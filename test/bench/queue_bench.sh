@@ -127,6 +127,11 @@ script_of() {
 autovacuums() {
 	grep -c "automatic vacuum of table \"postgres.$1\"" "$WORK/server.log" || true
 }
+# updates TABLE: "updates hot_updates" of TABLE so far (the claims, and
+# whether they were HOT)
+updates() {
+	sql "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = '$1'::regclass"
+}
 # prepare TABLE: top it up to ROWS ready jobs, vacuum, checkpoint
 prepare() {
 	sql "SELECT bench_fill('$1', $ROWS - (SELECT count(*) FROM $1))" >/dev/null
@@ -144,14 +149,16 @@ if [ "$SKIP" != s1 ]; then
 			prepare "$table"
 			before=$(sql "SELECT count(*) FROM $table")
 			av_before=$(autovacuums "$table")
+			read -r upd_before hot_before <<<"$(updates "$table")"
 			out=$WORK/raw/s1_${arm}_$rep.txt
 			"${PGBENCH[@]}" -T "$DURATION" -r -f "$(script_of $arm)" >"$out" 2>&1 ||
 				{ cat "$out" >&2; exit 1; }
 			after=$(sql "SELECT count(*) FROM $table")
 			leased=$(sql "SELECT count(*) FROM $table WHERE leased_until > now()")
 			av=$(($(autovacuums "$table") - av_before))
-			printf 's1\t%s\t%s\t%s\t%s\t%s\t%s\n' "$arm" "$rep" "$((before - after))" "$leased" \
-				"$av" "$out" >>"$MANIFEST"
+			read -r upd hot <<<"$(updates "$table")"
+			printf 's1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$arm" "$rep" "$((before - after))" \
+				"$leased" "$av" "$((upd - upd_before))" "$((hot - hot_before))" "$out" >>"$MANIFEST"
 			log "  $arm #$rep: $((before - after)) jobs in ${DURATION}s ($leased left leased, $av autovacuums)"
 		done
 	done

@@ -101,10 +101,11 @@ def main():
         for line in f:
             fields = line.rstrip("\n").split("\t")
             if fields[0] == "s1":
-                _, arm, rep, jobs, leased, av, out = fields
+                _, arm, rep, jobs, leased, av, upd, hot, out = fields
                 r = parse_pgbench(out)
                 r.update(arm=arm, rep=int(rep), jobs=int(jobs), left_leased=int(leased),
-                         autovacuums=int(av))
+                         autovacuums=int(av), claims_updated=int(upd), claims_hot=int(hot),
+                         hot_fraction=int(hot) / int(upd) if int(upd) else None)
                 r["jobs_per_s"] = r["jobs"] / r["seconds"] if r["seconds"] else 0.0
                 s1_runs.append(r)
             elif fields[0] == "s2":
@@ -146,21 +147,23 @@ def main():
         p("")
         p("scenario 1: throughput (tables topped up to %d ready jobs, vacuumed before each run;"
           % a.rows)
-        p("            ms = pgbench -r average statement latency; av = autovacuums during the run)")
-        p("%-36s %4s %9s %8s %9s %9s %9s %4s" % ("arm", "run", "jobs", "jobs/s", "claim ms",
-                                                "compl. ms", "stmt ms", "av"))
+        p("            ms = pgbench -r average statement latency; av = autovacuums during the run;")
+        p("            HOT = share of the claims' row updates that were HOT)")
+        p("%-36s %4s %9s %8s %9s %9s %9s %4s %5s" % ("arm", "run", "jobs", "jobs/s", "claim ms",
+                                                     "compl. ms", "stmt ms", "av", "HOT"))
         for key, label in ARMS:
             runs = [r for r in s1_runs if r["arm"] == key]
             if not runs:
                 continue
             for r in runs:
                 s = r["statement_latency_ms"]
-                p("%-36s %4d %9d %8.0f %9s %9s %9s %4d" % (
+                p("%-36s %4d %9d %8.0f %9s %9s %9s %4d %5s" % (
                     label, r["rep"], r["jobs"], r["jobs_per_s"],
                     "%.3f" % s["claim"] if "claim" in s else "",
                     "%.3f" % s["complete"] if "complete" in s else "",
                     "%.3f" % s.get("claim+complete", s.get("delete", 0))
-                    if ("claim+complete" in s or "delete" in s) else "", r["autovacuums"]))
+                    if ("claim+complete" in s or "delete" in s) else "", r["autovacuums"],
+                    "%.0f%%" % (100 * r["hot_fraction"]) if r["hot_fraction"] is not None else ""))
             mean = statistics.fmean(r["jobs_per_s"] for r in runs)
             arms[key] = {"label": label, "jobs_per_s": mean,
                          "jobs_per_s_runs": [r["jobs_per_s"] for r in runs]}

@@ -8,7 +8,7 @@
 # test, demo and deps work before pg_config exists: they install it first.
 
 EXTENSION = sentry_relay
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = sentry_relay
 OBJS = \
@@ -92,3 +92,21 @@ fuzz-smoke:
 .PHONY: bench-queue
 bench-queue:
 	$(CURDIR)/test/bench/queue_bench.sh
+
+# Relay benchmark (issue #5): every scenario on a throwaway cluster and a mock
+# Kafka cluster; prints a table, writes test/bench/results/.  Not in make test.
+bench: deps
+	$(MAKE) all
+	$(MAKE) install
+	$(MAKE) -C test/kafka_mock
+	$(CURDIR)/test/bench/relay_bench.sh
+
+# Chaos soak (issue #6): faults at random times against a 3-broker mock
+# cluster; CHAOS_SECONDS long (a 2-minute version runs inside make test).
+CHAOS_SECONDS ?= 900
+.PHONY: chaos
+chaos: deps
+	$(MAKE) all
+	$(MAKE) install
+	$(MAKE) -C test/kafka_mock
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(CURDIR)/test/chaos/run.sh

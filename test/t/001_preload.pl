@@ -25,7 +25,7 @@ like($log, qr/invalid configuration parameter name "sentry_relay\.no_such_settin
 $node->safe_psql('postgres', 'CREATE EXTENSION sentry_relay');
 is($node->safe_psql('postgres',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'sentry_relay'}),
-	'0.1.0', 'extension version 0.1.0 installed');
+	'0.2.0', 'extension version 0.2.0 installed');
 
 my $job = $node->safe_psql('postgres', q{
 SELECT sentry_relay.decode_event_message(

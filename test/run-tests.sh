@@ -7,7 +7,11 @@
 # Each runner prints its own summary; the script ends with one line
 # "N passed, N failed" counting suites, and exits non-zero on any failure.
 # PostgreSQL refuses to run as root, so servers run as the postgres user.
+# For a partial run while developing: SR_SUITES="unit regress isolation tap"
+# (any subset) and SR_TAP_TESTS="test/t/070_chaos.pl ..." (default: all).
 set -uo pipefail
+SUITES=${SR_SUITES:-unit regress isolation tap}
+want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -52,9 +56,12 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 cd "$REPO" || exit 1
 
+if want unit; then
 echo "== unit tests (pure C)"
 prove --exec '' test/unit/test_state test/unit/test_decode
 suite_result unit $?
+fi
+if want regress; then
 
 echo "== pg_regress"
 mkdir -p "$WORK/regress"
@@ -73,8 +80,9 @@ if [ $rc -ne 0 ] && [ -f "$WORK/regress/regression.diffs" ]; then
 	cat "$WORK/regress/regression.diffs"
 fi
 suite_result pg_regress $rc
+fi
 
-if compgen -G "test/specs/*.spec" >/dev/null; then
+if want isolation && compgen -G "test/specs/*.spec" >/dev/null; then
 	echo "== isolation"
 	mkdir -p "$WORK/isolation"
 	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/isolation"
@@ -94,7 +102,7 @@ if compgen -G "test/specs/*.spec" >/dev/null; then
 	suite_result isolation $rc
 fi
 
-if compgen -G "test/t/*.pl" >/dev/null; then
+if want tap && compgen -G "test/t/*.pl" >/dev/null; then
 	echo "== TAP"
 	mkdir -p "$WORK/tap"
 	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/tap"
@@ -103,7 +111,7 @@ if compgen -G "test/t/*.pl" >/dev/null; then
 		TESTDIR="$WORK/tap" \
 		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 		SR_REPO="$REPO" \
-		prove ${PROVE_FLAGS:-} test/t/*.pl
+		prove ${PROVE_FLAGS:-} ${SR_TAP_TESTS:-test/t/*.pl}
 	rc=$?
 	if [ $rc -ne 0 ]; then
 		for f in "$WORK"/tap/tmp_check/log/*; do

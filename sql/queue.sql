@@ -363,3 +363,19 @@ SELECT count(*) AS left FROM sentry_relay.jobs WHERE id >= 900000 OR queue LIKE 
 SELECT count(*) AS left FROM sentry_relay.dead_jobs WHERE id >= 900000 OR queue LIKE 'regress\_q%';
 SELECT * FROM sentry_relay.queue_stats() WHERE queue LIKE 'regress\_q%';
 COMMIT;
+
+--
+-- A claim that is its transaction's first write commits asynchronously (a
+-- lost claim only makes the job ready again); after any other write, the
+-- transaction's commit stays as durable as the caller set it.
+--
+BEGIN;
+SELECT count(*) AS claimed FROM sentry_relay.claim_jobs(1, queues => ARRAY['regress_q_none']);
+SHOW synchronous_commit;
+ROLLBACK;
+SHOW synchronous_commit;
+BEGIN;
+SELECT pg_temp.add_jobs('regress_q_sync', 900601) AS enqueued;
+SELECT count(*) AS claimed FROM sentry_relay.claim_jobs(1, queues => ARRAY['regress_q_sync']);
+SHOW synchronous_commit;
+ROLLBACK;

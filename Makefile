@@ -26,7 +26,8 @@ OBJS = \
 	src/queue.o \
 	src/worker.o \
 	src/consume.o \
-	src/commit_log.o
+	src/commit_log.o \
+	src/bulk_insert.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -26,7 +26,6 @@
 
 static MemoryContext sr_db_caller_cxt = NULL;
 
-static SPIPlanPtr sr_plan_jobs = NULL;
 static SPIPlanPtr sr_plan_dead = NULL;
 static SPIPlanPtr sr_plan_update_part = NULL;
 static SPIPlanPtr sr_plan_claim = NULL;
@@ -129,76 +128,6 @@ sr_db_load_stream(const char *name, sr_stream_def *def)
 	return true;
 }
 
-/* Append one job to the batch; the caller is in the batch memory context. */
-void
-sr_db_batch_append(sr_batch *b, const sr_stream_def *def, int32 partition,
-				   int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
-				   const void *body, size_t body_len)
-{
-	int			i;
-
-	if (b->n == b->cap)
-	{
-		int			cap = b->cap ? b->cap * 2 : 256;
-
-#define SR_GROW(f, T) (b->f = b->cap ? repalloc(b->f, sizeof(T) * cap) : palloc(sizeof(T) * cap))
-		SR_GROW(partition, Datum);
-		SR_GROW(offset, Datum);
-		SR_GROW(queue, Datum);
-		SR_GROW(project_id, Datum);
-		SR_GROW(group_id, Datum);
-		SR_GROW(group_id_null, bool);
-		SR_GROW(event_id, Datum);
-		SR_GROW(primary_hash, Datum);
-		SR_GROW(primary_hash_null, bool);
-		SR_GROW(is_new, Datum);
-		SR_GROW(is_regression, Datum);
-		SR_GROW(is_nge, Datum);
-		SR_GROW(group_states, Datum);
-		SR_GROW(group_states_null, bool);
-		SR_GROW(occurrence_id, Datum);
-		SR_GROW(occurrence_id_null, bool);
-		SR_GROW(cache_key, Datum);
-		SR_GROW(msg_ts, Datum);
-		SR_GROW(msg_ts_null, bool);
-		SR_GROW(body, Datum);
-		SR_GROW(body_null, bool);
-#undef SR_GROW
-		b->cap = cap;
-	}
-	i = b->n++;
-	b->partition[i] = Int32GetDatum(partition);
-	b->offset[i] = Int64GetDatum(offset);
-	b->queue[i] = CStringGetTextDatum(job->queue);
-	b->project_id[i] = Int64GetDatum(job->project_id);
-	b->group_id[i] = Int64GetDatum(job->group_id);
-	b->group_id_null[i] = !job->has_group_id;
-	b->event_id[i] = CStringGetTextDatum(job->event_id);
-	b->primary_hash_null[i] = job->primary_hash == NULL;
-	b->primary_hash[i] = job->primary_hash ? CStringGetTextDatum(job->primary_hash) : (Datum) 0;
-	b->is_new[i] = BoolGetDatum(job->is_new);
-	b->is_regression[i] = BoolGetDatum(job->is_regression);
-	b->is_nge[i] = BoolGetDatum(job->is_new_group_environment);
-	b->group_states_null[i] = job->group_states == NULL;
-	b->group_states[i] = job->group_states ? CStringGetTextDatum(job->group_states) : (Datum) 0;
-	b->occurrence_id_null[i] = job->occurrence_id == NULL;
-	b->occurrence_id[i] = job->occurrence_id ? CStringGetTextDatum(job->occurrence_id) : (Datum) 0;
-	b->cache_key[i] = CStringGetTextDatum(job->cache_key);
-	b->msg_ts[i] = TimestampTzGetDatum(ts);
-	b->msg_ts_null[i] = !has_ts;
-	b->body_null[i] = !(def->keep_body && body != NULL);
-	if (!b->body_null[i])
-	{
-		bytea	   *v = palloc(VARHDRSZ + body_len);
-
-		SET_VARSIZE(v, VARHDRSZ + body_len);
-		memcpy(VARDATA(v), body, body_len);
-		b->body[i] = PointerGetDatum(v);
-	}
-	else
-		b->body[i] = (Datum) 0;
-}
-
 static Datum
 sr_array(Datum *elems, bool *nulls, int n, Oid type)
 {
@@ -210,51 +139,6 @@ sr_array(Datum *elems, bool *nulls, int n, Oid type)
 
 	get_typlenbyvalalign(type, &len, &byval, &align);
 	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
-}
-
-void
-sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b)
-{
-	Oid			types[18] = {TEXTOID, TEXTOID, TEXTOID, INT4ARRAYOID, INT8ARRAYOID,
-		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		BOOLARRAYOID, BOOLARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TIMESTAMPTZARRAYOID, BYTEAARRAYOID};
-	Datum		values[18];
-	SPIPlanPtr	plan;
-
-	if (b->n == 0)
-		return;
-	plan = sr_prepare(&sr_plan_jobs,
-					  "INSERT INTO sentry_relay.jobs (stream, topic, eventstream_type, partition, \"offset\", "
-					  "queue, project_id, group_id, event_id, primary_hash, is_new, is_regression, "
-					  "is_new_group_environment, group_states, occurrence_id, cache_key, "
-					  "message_timestamp, body) "
-					  "SELECT $1, $2, $3, u.p, u.o, u.q, u.pr, u.g, u.e, u.ph, u.n, u.r, u.nge, "
-					  "u.gs::jsonb, u.oc, u.ck, u.ts, u.b "
-					  "FROM unnest($4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) "
-					  "AS u(p, o, q, pr, g, e, ph, n, r, nge, gs, oc, ck, ts, b)",
-					  18, types);
-	values[0] = CStringGetTextDatum(def->name);
-	values[1] = CStringGetTextDatum(def->topic);
-	values[2] = CStringGetTextDatum(def->eventstream_type);
-	values[3] = sr_array(b->partition, NULL, b->n, INT4OID);
-	values[4] = sr_array(b->offset, NULL, b->n, INT8OID);
-	values[5] = sr_array(b->queue, NULL, b->n, TEXTOID);
-	values[6] = sr_array(b->project_id, NULL, b->n, INT8OID);
-	values[7] = sr_array(b->group_id, b->group_id_null, b->n, INT8OID);
-	values[8] = sr_array(b->event_id, NULL, b->n, TEXTOID);
-	values[9] = sr_array(b->primary_hash, b->primary_hash_null, b->n, TEXTOID);
-	values[10] = sr_array(b->is_new, NULL, b->n, BOOLOID);
-	values[11] = sr_array(b->is_regression, NULL, b->n, BOOLOID);
-	values[12] = sr_array(b->is_nge, NULL, b->n, BOOLOID);
-	values[13] = sr_array(b->group_states, b->group_states_null, b->n, TEXTOID);
-	values[14] = sr_array(b->occurrence_id, b->occurrence_id_null, b->n, TEXTOID);
-	values[15] = sr_array(b->cache_key, NULL, b->n, TEXTOID);
-	values[16] = sr_array(b->msg_ts, b->msg_ts_null, b->n, TIMESTAMPTZOID);
-	values[17] = sr_array(b->body, b->body_null, b->n, BYTEAOID);
-	sr_exec(plan, values, NULL, SPI_OK_INSERT);
-	/* one wake-up per committed batch, delivered at commit */
-	Async_Notify("sentry_relay_jobs", def->name);
 }
 
 void

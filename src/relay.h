@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 
 #include "decode.h"
 #include "state.h"
@@ -59,32 +60,14 @@ typedef struct sr_remote_update
 	TimestampTz ts;
 } sr_remote_update;
 
-/* The jobs of one batch, column by column. */
+/*
+ * One batch: its jobs, as rows in COPY binary format (bulk_insert.c), and
+ * everything else its transaction writes.
+ */
 typedef struct sr_batch
 {
-	int			n;
-	int			cap;
-	Datum	   *partition;
-	Datum	   *offset;
-	Datum	   *queue;
-	Datum	   *project_id;
-	Datum	   *group_id;
-	bool	   *group_id_null;
-	Datum	   *event_id;
-	Datum	   *primary_hash;
-	bool	   *primary_hash_null;
-	Datum	   *is_new;
-	Datum	   *is_regression;
-	Datum	   *is_nge;
-	Datum	   *group_states;
-	bool	   *group_states_null;
-	Datum	   *occurrence_id;
-	bool	   *occurrence_id_null;
-	Datum	   *cache_key;
-	Datum	   *msg_ts;
-	bool	   *msg_ts_null;
-	Datum	   *body;
-	bool	   *body_null;
+	int			n;				/* jobs in rows */
+	StringInfoData rows;		/* data NULL until the first job */
 	List	   *dead;			/* of sr_dead */
 	List	   *remote;			/* of sr_remote_update */
 	int			ncl_positions;
@@ -96,11 +79,17 @@ typedef struct sr_batch
 	TimestampTz started;
 } sr_batch;
 
+/* bulk_insert.c: the batch's jobs, inserted through COPY FROM */
+extern void sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b);
+extern void sr_db_batch_append(sr_batch *b, const sr_stream_def *def,
+							   int32 partition, int64 offset, const sr_job *job,
+							   bool has_ts, TimestampTz ts,
+							   const void *body, size_t body_len);
+
 /* queue.c: the database side, called inside sr_db_begin/sr_db_commit */
 extern void sr_db_begin(const char *activity);
 extern void sr_db_commit(void);
 extern bool sr_db_load_stream(const char *name, sr_stream_def *def);
-extern void sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b);
 extern void sr_db_insert_dead_letters(const sr_stream_def *def, sr_batch *b);
 extern void sr_db_write_remote(const sr_stream_def *def, sr_batch *b);
 extern void sr_db_update_partition(const sr_stream_def *def, sr_part *p);
@@ -108,9 +97,4 @@ extern void sr_db_claim_partition(const sr_stream_def *def, sr_part *p);
 extern void sr_db_release_partition(const sr_stream_def *def, int32 partition);
 extern List *sr_db_read_remote(const sr_stream_def *def);
 extern List *sr_db_read_cl_positions(const sr_stream_def *def);
-extern void sr_db_batch_append(sr_batch *b, const sr_stream_def *def,
-							   int32 partition, int64 offset, const sr_job *job,
-							   bool has_ts, TimestampTz ts,
-							   const void *body, size_t body_len);
-
 #endif							/* SR_RELAY_H */

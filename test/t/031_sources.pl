@@ -184,6 +184,70 @@ is($node->safe_psql('postgres', q{SELECT pid || ' ' || messages || ' ' || jobs |
 	'dl: workers.skipped counts the skip_consume insert and the three replacements');
 is(exactly_once($node, 'dl'), '8 8', 'dl: each job once');
 
+################################################################
+# 6. Every column of a job row, as the batch insert (COPY binary rows)
+#    writes it, equals the SQL decoder's output for the same message; with
+#    keep_body the body is kept byte for byte, NULL columns stay NULL.
+################################################################
+$kafka->create_topic('kb-events', 1);
+create_errors_stream($node, name => 'kb', topic => 'kb-events', commit_log => undef,
+	consumer_group => 'cg-kb',
+	options => '{"keep_body": true, "eventstream_type": "generic", '
+	  . substr(fast_group_options(), 1));
+my $rich = '[2,"insert",{"event_id":"' . ('ab' x 16) . '","project_id":5,"group_id":null,'
+  . '"primary_hash":null,"occurrence_id":"occ-\u00e9-1","data":{"x":[1,2,{"y":"z"}]}},'
+  . '{"is_new":false,"is_regression":true,"is_new_group_environment":true,'
+  . '"queue":"post_process_issue_platform","skip_consume":false,'
+  . '"group_states":[{"id":10,"is_new":true,"is_regression":false,"is_new_group_environment":true},'
+  . '{"id":11,"is_new":false,"is_regression":true,"is_new_group_environment":false}]}]';
+my $plain = event_message(seq => 4242, project_id => 42, group_id => 4200);
+raw_produce_file($kafka, [
+	[ 'kb-events', 0, 'r0', $rich ],
+	[ 'kb-events', 0, 'r1', $plain ],
+	[ 'kb-events', 0, 'r2', undef, event_headers(seq => 4343, project_id => 43) ],
+]);
+is(wait_for_value($node, part('kb', 0), '0 - UNKNOWN'), '0 - UNKNOWN', 'kb: partition seen');
+$node->safe_psql('postgres', q{SELECT sentry_relay.set_remote_offset('kb', 0, 3)});
+is(wait_for_value($node, part('kb', 0), '3 3 SYNCHRONIZED'), '3 3 SYNCHRONIZED',
+	'kb: all three messages handled');
+is($node->safe_psql('postgres', qq{
+SELECT count(*) FILTER (WHERE j.project_id = (d->>'project_id')::bigint
+         AND j.group_id IS NOT DISTINCT FROM (d->>'group_id')::bigint
+         AND j.event_id = d->>'event_id'
+         AND j.primary_hash IS NOT DISTINCT FROM d->>'primary_hash'
+         AND j.occurrence_id IS NOT DISTINCT FROM d->>'occurrence_id'
+         AND j.queue = d->>'queue'
+         AND j.is_new = (d->>'is_new')::boolean
+         AND j.is_regression = (d->>'is_regression')::boolean
+         AND j.is_new_group_environment = (d->>'is_new_group_environment')::boolean
+         AND j.group_states IS NOT DISTINCT FROM nullif(d->'group_states', 'null')
+         AND j.cache_key = d->>'cache_key')
+  FROM sentry_relay.jobs AS j,
+       LATERAL sentry_relay.decode_event_message(j.body) AS d
+ WHERE j.stream = 'kb' AND j."offset" IN (0, 1)}), '2',
+	'kb: each column of the jobs decoded from bodies equals decode_event_message');
+is($node->safe_psql('postgres', q{
+SELECT "offset" || ' ' || topic || ' ' || partition || ' ' || eventstream_type || ' '
+       || coalesce(group_id::text, 'NULL') || ' ' || coalesce(primary_hash, 'NULL') || ' '
+       || coalesce(occurrence_id, 'NULL') || ' ' || coalesce(group_states::text, 'NULL') || ' '
+       || (message_timestamp IS NOT NULL) || ' ' || attempts || ' ' || (leased_until IS NULL)
+       || ' ' || coalesce(length(body)::text, 'NULL')
+  FROM sentry_relay.jobs WHERE stream = 'kb' ORDER BY "offset"}),
+	join("\n",
+		"0 kb-events 0 generic NULL NULL occ-\xc3\xa9-1 "
+		  . '[{"id": 10, "is_new": true, "is_regression": false, "is_new_group_environment": true}, '
+		  . '{"id": 11, "is_new": false, "is_regression": true, "is_new_group_environment": false}] '
+		  . 'true 0 true ' . length($rich),
+		'1 kb-events 0 generic 4200 49f68a5c8493ec2c0bf489821c21fc3b NULL NULL true 0 true '
+		  . length($plain),
+		'2 kb-events 0 generic 100 49f68a5c8493ec2c0bf489821c21fc3b NULL NULL true 0 true NULL'),
+	'kb: topic, partition, NULL columns, group_states and defaults as expected');
+is($node->safe_psql('postgres', qq{
+SELECT string_agg((body = '\\x@{[ hex_of($rich) ]}'::bytea OR body = '\\x@{[ hex_of($plain) ]}'::bytea)::text, ',' ORDER BY "offset")
+  FROM sentry_relay.jobs WHERE stream = 'kb' AND body IS NOT NULL}), 'true,true',
+	'kb: keep_body keeps each value byte for byte');
+is(exactly_once($node, 'kb'), '3 3', 'kb: each job once');
+
 $node->stop;
 $kafka->stop;
 done_testing();

@@ -1,12 +1,18 @@
 /*
  * guc.c - defines sentry_relay's server settings, all namespaced
- * sentry_relay.*, and reserves the prefix.  Called from _PG_init.
+ * sentry_relay.*, and reserves the prefix.  Called from _PG_init.  Also the
+ * checks of the worker role (sentry_relay.worker_role) and the workers'
+ * connection as that role.
  */
 #include "postgres.h"
 
 #include <limits.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "postmaster/bgworker.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 
 #include "compat.h"
 #include "decode.h"
@@ -14,6 +20,7 @@
 
 int			sr_max_message_size = SR_DEFAULT_MAX_MESSAGE_BYTES;
 char	   *sr_database = NULL;
+char	   *sr_worker_role = NULL;
 char	   *sr_bootstrap_servers = NULL;
 char	   *sr_kafka_properties = NULL;
 int			sr_batch_size = 5000;
@@ -42,6 +49,16 @@ sr_guc_init(void)
 							   "The sentry_relay extension must be created in this database.",
 							   &sr_database,
 							   "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("sentry_relay.worker_role",
+							   "Role the relay's workers run as.",
+							   "CREATE EXTENSION creates sentry_relay_relay with exactly the "
+							   "grants the workers need.  It must not be a superuser.  "
+							   "Empty runs the workers as the bootstrap superuser.",
+							   &sr_worker_role,
+							   "sentry_relay_relay",
 							   PGC_POSTMASTER, 0,
 							   NULL, NULL, NULL);
 
@@ -110,4 +127,100 @@ sr_guc_init(void)
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("sentry_relay");
+}
+
+/*
+ * The worker role (sentry_relay.worker_role).
+ *
+ * A background worker of PostgreSQL 15 connects only as a role that can log
+ * in, and a missing role is a FATAL error of the connection itself.  So the
+ * launcher, which must keep running before CREATE EXTENSION creates the
+ * role, checks it in the catalog first and starts workers only for a usable
+ * role; each worker checks again once connected.
+ */
+
+/* The role's name, or NULL for the bootstrap superuser. */
+const char *
+sr_worker_role_name(void)
+{
+	return sr_worker_role != NULL && sr_worker_role[0] != '\0' ? sr_worker_role : NULL;
+}
+
+/* In a transaction: what is wrong with the worker role, and its OID. */
+sr_role_problem
+sr_worker_role_check(Oid *roleid)
+{
+	const char *name = sr_worker_role_name();
+	HeapTuple	tup;
+	Form_pg_authid role;
+	sr_role_problem problem = SR_ROLE_OK;
+
+	*roleid = InvalidOid;
+	if (name == NULL)
+	{
+		*roleid = BOOTSTRAP_SUPERUSERID;
+		return SR_ROLE_OK;
+	}
+	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(name));
+	if (!HeapTupleIsValid(tup))
+		return SR_ROLE_MISSING;
+	role = (Form_pg_authid) GETSTRUCT(tup);
+	if (role->rolsuper)
+		problem = SR_ROLE_SUPERUSER;
+	else if (!role->rolcanlogin)
+		problem = SR_ROLE_NOLOGIN;
+	else
+		*roleid = role->oid;
+	ReleaseSysCache(tup);
+	return problem;
+}
+
+/* Say why the workers cannot run as the worker role. */
+void
+sr_worker_role_report(sr_role_problem problem, int elevel)
+{
+	const char *name = sr_worker_role_name();
+
+	switch (problem)
+	{
+		case SR_ROLE_OK:
+			break;
+		case SR_ROLE_MISSING:
+			ereport(elevel,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("sentry_relay.worker_role \"%s\" does not exist; no relay worker is started", name),
+					 errhint("CREATE EXTENSION sentry_relay creates the role sentry_relay_relay.  For another role, create it and grant it sentry_relay_relay's privileges, or set sentry_relay.worker_role to an existing role and restart.")));
+			break;
+		case SR_ROLE_SUPERUSER:
+			ereport(elevel,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("sentry_relay.worker_role \"%s\" is a superuser; no relay worker is started", name),
+					 errdetail("The workers decode untrusted Kafka messages and must run with only the privileges they need."),
+					 errhint("ALTER ROLE %s NOSUPERUSER, or set sentry_relay.worker_role to the role sentry_relay_relay and restart.", name)));
+			break;
+		case SR_ROLE_NOLOGIN:
+			ereport(elevel,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("sentry_relay.worker_role \"%s\" cannot log in; no relay worker is started", name),
+					 errdetail("PostgreSQL 15 connects a background worker only as a role with the LOGIN attribute."),
+					 errhint("ALTER ROLE %s LOGIN, and give it no password.", name)));
+			break;
+	}
+}
+
+/*
+ * Connect a relay worker to sentry_relay.database as the worker role.  The
+ * launcher checked the role before starting us; if it became a superuser
+ * since, refuse to run.
+ */
+void
+sr_worker_connect(void)
+{
+	const char *name = sr_worker_role_name();
+	const char *super;
+
+	BackgroundWorkerInitializeConnection(sr_database, name, 0);
+	super = GetConfigOption("is_superuser", false, false);
+	if (name != NULL && super != NULL && strcmp(super, "on") == 0)
+		sr_worker_role_report(SR_ROLE_SUPERUSER, ERROR);
 }

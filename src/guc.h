@@ -6,6 +6,7 @@
 
 extern int	sr_max_message_size;
 extern char *sr_database;
+extern char *sr_worker_role;
 extern char *sr_bootstrap_servers;
 extern char *sr_kafka_properties;
 extern int	sr_batch_size;
@@ -16,5 +17,19 @@ extern int	sr_queue_buffer_kb;
 extern int	sr_max_attempts;
 
 extern void sr_guc_init(void);
+
+/* The worker role (sentry_relay.worker_role), checked in the catalog. */
+typedef enum sr_role_problem
+{
+	SR_ROLE_OK,
+	SR_ROLE_MISSING,
+	SR_ROLE_SUPERUSER,
+	SR_ROLE_NOLOGIN
+} sr_role_problem;
+
+extern const char *sr_worker_role_name(void);
+extern sr_role_problem sr_worker_role_check(Oid *roleid);
+extern void sr_worker_role_report(sr_role_problem problem, int elevel);
+extern void sr_worker_connect(void);
 
 #endif							/* SR_GUC_H */

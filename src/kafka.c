@@ -6,16 +6,102 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "utils/memutils.h"
 
 #include "guc.h"
 #include "kafka.h"
+
+/*
+ * Values of the secret properties this process has configured (see
+ * sr_property_is_secret), in TopMemoryContext: masked in every librdkafka
+ * log line and error we pass on.  librdkafka redacts the properties it
+ * knows to be sensitive in its configuration dump (debug=conf), but not,
+ * for example, sasl.kerberos.keytab, and a secret may surface elsewhere.
+ */
+static List *sr_secret_values = NIL;
+
+#define SR_REDACTED "[redacted]"
+#define SR_MIN_MASKED_LEN 4		/* shorter values would mask ordinary words */
+
+static void
+sr_remember_secret(const char *name, const char *value)
+{
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (!sr_property_is_secret(name) || value == NULL || strlen(value) < SR_MIN_MASKED_LEN)
+		return;
+	foreach(lc, sr_secret_values)
+		if (strcmp(lfirst(lc), value) == 0)
+			return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	sr_secret_values = lappend(sr_secret_values, pstrdup(value));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A copy of a librdkafka message with secrets masked: the value of a
+ * "name = value" line of the configuration dump whose name is secret, and
+ * every occurrence of a configured secret value.
+ */
+static char *
+sr_kafka_redact(const char *str)
+{
+	StringInfoData buf;
+	const char *p = str;
+	const char *eq;
+	ListCell   *lc;
+	char	   *out;
+
+	/* the configuration dump: "  name = value" */
+	while (*p == ' ')
+		p++;
+	eq = strstr(p, " = ");
+	if (eq != NULL && eq > p && strcspn(p, " ") == (size_t) (eq - p))
+	{
+		char	   *name = pnstrdup(p, eq - p);
+
+		if (sr_property_is_secret(name))
+		{
+			pfree(name);
+			return psprintf("%.*s = " SR_REDACTED, (int) (eq - str), str);
+		}
+		pfree(name);
+	}
+
+	out = pstrdup(str);
+	foreach(lc, sr_secret_values)
+	{
+		const char *secret = lfirst(lc);
+		size_t		slen = strlen(secret);
+		const char *hit;
+		const char *from = out;
+
+		if (strstr(out, secret) == NULL)
+			continue;
+		initStringInfo(&buf);
+		while ((hit = strstr(from, secret)) != NULL)
+		{
+			appendBinaryStringInfo(&buf, from, hit - from);
+			appendStringInfoString(&buf, SR_REDACTED);
+			from = hit + slen;
+		}
+		appendStringInfoString(&buf, from);
+		pfree(out);
+		out = buf.data;
+	}
+	return out;
+}
 
 static void
 sr_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 {
 	char		errstr[512];
 
+	sr_remember_secret(name, value);
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 	{
 		rd_kafka_conf_destroy(conf);
@@ -26,7 +112,7 @@ sr_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 					 errhint("The value is not shown because the property holds a secret.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid librdkafka configuration: %s", errstr),
+				 errmsg("invalid librdkafka configuration: %s", sr_kafka_redact(errstr)),
 				 errhint("Check sentry_relay.kafka_properties and the stream's options.")));
 	}
 }
@@ -81,7 +167,7 @@ sr_consumer_create(sr_consumer *c, const sr_stream_def *def,
 		rd_kafka_conf_destroy(conf);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not create a Kafka consumer: %s", errstr)));
+				 errmsg("could not create a Kafka consumer: %s", sr_kafka_redact(errstr))));
 	}
 	/* conf is owned by rk now */
 	err = rd_kafka_poll_set_consumer(c->rk);
@@ -122,7 +208,8 @@ sr_kafka_log_event(rd_kafka_event_t *ev, const char *who)
 		return;
 	/* syslog levels: 0-4 are emergencies to warnings */
 	ereport(level <= 4 ? LOG : DEBUG1,
-			(errmsg("sentry_relay %s: librdkafka %s: %s", who, fac ? fac : "", str)));
+			(errmsg("sentry_relay %s: librdkafka %s: %s", who, fac ? fac : "",
+					sr_kafka_redact(str))));
 }
 
 bool

@@ -49,12 +49,40 @@ typedef struct sr_desired
 
 static sr_launcher_slot *sr_lslots;
 
-/* Read the enabled streams; returns false if the extension is absent. */
+/*
+ * In a transaction: whether workers can run as sentry_relay.worker_role (and
+ * its OID).  A problem is logged as a WARNING when it appears or changes,
+ * and the recovery when it is gone.
+ */
+static bool
+sr_launcher_role_usable(Oid *roleid)
+{
+	static sr_role_problem last = SR_ROLE_OK;
+	sr_role_problem problem = sr_worker_role_check(roleid);
+
+	if (problem != last)
+	{
+		if (problem != SR_ROLE_OK)
+			sr_worker_role_report(problem, WARNING);
+		else
+			ereport(LOG,
+					(errmsg("sentry_relay workers run as role \"%s\" again",
+							sr_worker_role_name())));
+		last = problem;
+	}
+	return problem == SR_ROLE_OK;
+}
+
+/*
+ * Read the enabled streams; returns false (and no stream) if the extension
+ * is absent or the worker role is unusable, so that no worker runs.
+ */
 static bool
 sr_launcher_read_streams(List **out)
 {
 	bool		present = false;
 	int			ret;
+	Oid			roleid;
 
 	*out = NIL;
 	SetCurrentStatementStartTimestamp();
@@ -64,11 +92,19 @@ sr_launcher_read_streams(List **out)
 	pgstat_report_activity(STATE_RUNNING, "reading sentry_relay.streams");
 
 	ret = SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sentry_relay'", true, 1);
-	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+	if (ret == SPI_OK_SELECT && SPI_processed == 1 && sr_launcher_role_usable(&roleid))
 	{
+		Oid			save_userid;
+		int			save_sec;
+
 		present = true;
+		/* read as the worker role: it needs the grants its workers need */
+		GetUserIdAndSecContext(&save_userid, &save_sec);
+		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
 		ret = SPI_execute("SELECT name, workers, updated_at::text FROM sentry_relay.streams "
 						  "WHERE enabled ORDER BY name", true, 0);
+		SetUserIdAndSecContext(save_userid, save_sec);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "reading sentry_relay.streams failed: %d", ret);
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -309,9 +345,22 @@ sr_launcher_main(Datum main_arg)
 	LWLockRelease(sr_shm->lock);
 	before_shmem_exit(sr_launcher_exit, (Datum) 0);
 
+	/*
+	 * The launcher connects as the bootstrap superuser: it must run before
+	 * CREATE EXTENSION creates the worker role, and say clearly what is wrong
+	 * with that role (a connection as a missing role is a FATAL error).  It
+	 * runs no query that users can influence, and reads the streams as the
+	 * worker role.  The workers connect as the worker role.
+	 */
 	BackgroundWorkerInitializeConnection(sr_database, NULL, 0);
 	pgstat_report_appname("sentry_relay launcher");
-	ereport(LOG, (errmsg("sentry_relay launcher started in database \"%s\"", sr_database)));
+	if (sr_worker_role_name() != NULL)
+		ereport(LOG, (errmsg("sentry_relay launcher started in database \"%s\"; workers run as role \"%s\"",
+							 sr_database, sr_worker_role_name())));
+	else
+		ereport(LOG, (errmsg("sentry_relay launcher started in database \"%s\"; workers run as the bootstrap superuser",
+							 sr_database),
+					  errhint("Set sentry_relay.worker_role to sentry_relay_relay so that they run without superuser rights.")));
 
 	for (;;)
 	{

@@ -10,6 +10,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -22,6 +23,8 @@ PG_FUNCTION_INFO_V1(sr_validate_options);
 PG_FUNCTION_INFO_V1(sr_wake_launcher);
 PG_FUNCTION_INFO_V1(sr_wake_stream);
 PG_FUNCTION_INFO_V1(sr_worker_status);
+PG_FUNCTION_INFO_V1(sr_caller_is_superuser);
+PG_FUNCTION_INFO_V1(sr_check_option_privileges);
 
 /* librdkafka properties that sentry_relay sets itself. */
 static const char *const sr_reserved_props[] = {
@@ -50,6 +53,14 @@ sr_check_kafka_property(const char *name, const char *value, const char *what)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s: librdkafka property \"%s\" is managed by sentry_relay", what, name),
 					 errhint("Use the stream's own settings (consumer_group, initial_offset_reset, options.bootstrap_servers) instead.")));
+	/*
+	 * librdkafka loads the libraries of plugin.library.paths as soon as the
+	 * property is set.  Never here, in the backend of whoever calls
+	 * create_stream: only the worker sets it (and only a superuser may write
+	 * it, see sr_check_option_privileges).
+	 */
+	if (strcmp(name, "plugin.library.paths") == 0)
+		return;
 	conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 	{
@@ -218,6 +229,125 @@ sr_parse_options(Jsonb *options, sr_stream_def *def)
 	}
 }
 
+/*
+ * librdkafka properties that only a superuser may set in a stream's options:
+ * those that carry credentials, choose how they are sent (security.protocol,
+ * sasl.*, ssl.*), or name files, commands or libraries that librdkafka
+ * reads, runs or loads (ssl.*.location, sasl.kerberos.kinit.cmd,
+ * plugin.library.paths, ...): in a worker, a command or library runs as the
+ * server's operating-system user.
+ */
+static bool
+sr_property_is_restricted(const char *name)
+{
+	size_t		len = strlen(name);
+
+#define SR_ENDS_WITH(suffix) (len >= strlen(suffix) && strcmp(name + len - strlen(suffix), suffix) == 0)
+	return sr_property_is_secret(name) ||
+		strstr(name, "sasl") != NULL || strstr(name, "ssl") != NULL ||
+		strncmp(name, "https.", 6) == 0 || strstr(name, "plugin") != NULL ||
+		strstr(name, "interceptor") != NULL ||
+		strcmp(name, "security.protocol") == 0 ||
+		SR_ENDS_WITH(".location") || SR_ENDS_WITH(".cmd") || SR_ENDS_WITH(".paths") ||
+		SR_ENDS_WITH(".pem") || SR_ENDS_WITH(".keytab") || SR_ENDS_WITH(".engine.id");
+#undef SR_ENDS_WITH
+}
+
+/* Is the role that called us (outside SECURITY DEFINER functions) a superuser? */
+static bool
+sr_outer_user_is_superuser(void)
+{
+	return superuser_arg(GetOuterUserId());
+}
+
+Datum
+sr_caller_is_superuser(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(sr_outer_user_is_superuser());
+}
+
+/*
+ * Options that a non-superuser (sentry_relay_admin) may not write: a
+ * bootstrap_servers of its own, which would send the credentials of
+ * sentry_relay.kafka_properties to servers of its choosing, and the
+ * restricted librdkafka properties.
+ */
+Datum
+sr_check_option_privileges(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *options = PG_GETARG_JSONB_P(0);
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+
+	if (sr_outer_user_is_superuser() || !JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		PG_RETURN_VOID();
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (k.val.string.len == strlen("bootstrap_servers") &&
+			strncmp(k.val.string.val, "bootstrap_servers", k.val.string.len) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only a superuser can set the option \"bootstrap_servers\" of a stream"),
+					 errdetail("The workers would send the credentials of sentry_relay.kafka_properties to the servers it names."),
+					 errhint("Leave it out to use sentry_relay.bootstrap_servers, or ask a superuser to set it.")));
+		if (k.val.string.len == strlen("kafka") &&
+			strncmp(k.val.string.val, "kafka", k.val.string.len) == 0 &&
+			v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
+		{
+			JsonbIterator *it2 = JsonbIteratorInit(v.val.binary.data);
+			JsonbValue	k2,
+						v2;
+			JsonbIteratorToken tok2;
+
+			while ((tok2 = JsonbIteratorNext(&it2, &k2, true)) != WJB_DONE)
+			{
+				char	   *name;
+
+				if (tok2 != WJB_KEY)
+					continue;
+				JsonbIteratorNext(&it2, &v2, true);
+				name = pnstrdup(k2.val.string.val, k2.val.string.len);
+				if (sr_property_is_restricted(name))
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("only a superuser can set the librdkafka property \"%s\" of a stream", name),
+							 errdetail("Properties that carry credentials, choose how they are sent, or name files, commands or libraries are reserved to superusers."),
+							 errhint("Ask a superuser to set it in the stream's options or in sentry_relay.kafka_properties.")));
+			}
+		}
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * text from a C string that may come from librdkafka or a broker and may
+ * have been cut inside a multibyte character: invalid bytes become '?'.
+ */
+static Datum
+sr_safe_text(const char *s)
+{
+	int			enc = GetDatabaseEncoding();
+	int			len = strlen(s);
+	char	   *out = pstrdup(s);
+
+	for (int i = 0; i < len;)
+	{
+		int			l = pg_encoding_verifymbchar(enc, out + i, len - i);
+
+		if (l > 0)
+			i += l;
+		else
+			out[i++] = '?';
+	}
+	return CStringGetTextDatum(out);
+}
+
 Datum
 sr_validate_options(PG_FUNCTION_ARGS)
 {
@@ -275,7 +405,7 @@ sr_worker_status(PG_FUNCTION_ARGS)
 		values[7] = Int64GetDatum((int64) s->skipped);
 		values[8] = Int64GetDatum((int64) s->dead_letters);
 		values[9] = Int64GetDatum((int64) s->batches);
-		values[10] = CStringGetTextDatum(s->last_error);
+		values[10] = sr_safe_text(s->last_error);
 		nulls[10] = s->last_error[0] == '\0';
 		values[11] = TimestampTzGetDatum(s->last_error_at);
 		nulls[11] = s->last_error_at == 0;

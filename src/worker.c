@@ -236,7 +236,7 @@ sr_worker_main(Datum main_arg)
 	snprintf(sr_who, sizeof(sr_who), "worker %d of stream \"%s\"", index, stream);
 	before_shmem_exit(sr_worker_exit, (Datum) 0);
 
-	BackgroundWorkerInitializeConnection(sr_database, NULL, 0);
+	sr_worker_connect();		/* as sentry_relay.worker_role */
 	pgstat_report_appname(psprintf("sentry_relay %s/%d", stream, index));
 
 	MemoryContextSwitchTo(TopMemoryContext);

@@ -18,6 +18,7 @@ OBJS = \
 	src/decode_common.o \
 	src/decode_event.o \
 	src/decode_commit.o \
+	src/json_skim.o \
 	src/state.o \
 	src/shmem.o \
 	src/stream.o \
@@ -74,11 +75,15 @@ UNIT_CFLAGS = -O1 -g -Wall -Wextra -Werror -Isrc
 test/unit/test_state: test/unit/test_state.c src/state.c src/state.h test/unit/tap.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_state.c src/state.c
 
-test/unit/test_decode: test/unit/test_decode.c src/decode_*.c src/decode.h test/unit/tap.h
+test/unit/test_decode: test/unit/test_decode.c src/decode_*.c src/json_skim.c src/decode.h test/unit/tap.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_decode.c src/decode_common.c \
-		src/decode_event.c src/decode_commit.c -ljson-c -lm
+		src/decode_event.c src/decode_commit.c src/json_skim.c -ljson-c -lm
 
-unit: test/unit/test_state test/unit/test_decode
+test/unit/test_skim: test/unit/test_skim.c src/decode_*.c src/json_skim.c src/json_skim.h src/decode.h test/unit/tap.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_skim.c src/decode_common.c \
+		src/decode_event.c src/decode_commit.c src/json_skim.c -ljson-c -lm
+
+unit: test/unit/test_state test/unit/test_decode test/unit/test_skim
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

@@ -69,6 +69,7 @@ sr_decoder_create(size_t max_message_bytes)
 		return NULL;
 	}
 	json_tokener_set_flags(dec->tok, JSON_TOKENER_STRICT);
+	dec->skim_min = SR_SKIM_MIN_MESSAGE;
 	sr_decoder_set_max_message_bytes(dec, max_message_bytes);
 	return dec;
 }
@@ -80,7 +81,18 @@ sr_decoder_destroy(sr_decoder *dec)
 		return;
 	json_tokener_free(dec->tok);
 	free(dec->arena);
+	free(dec->skim_buf);
 	free(dec);
+}
+
+/*
+ * Skim messages of at least min_message bytes (json_skim.c); 0 turns the
+ * skim off.  For the differential fuzzer and the tests.
+ */
+void
+sr_decoder_set_skim(sr_decoder *dec, size_t min_message)
+{
+	dec->skim_min = min_message;
 }
 
 void
@@ -261,6 +273,19 @@ sr_check_text(const char *what, const void *buf, size_t len, sr_error *err)
 	{
 		size_t		l;
 
+		/* eight plain ASCII bytes (no NUL, no high bit) at a time */
+		while (len - i >= 8)
+		{
+			uint64_t	w;
+
+			memcpy(&w, p + i, 8);
+			if ((w & UINT64_C(0x8080808080808080)) != 0 ||
+				((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080)) != 0)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
 		if (p[i] >= 0x80)
 		{
 			l = sr_utf8_seq_len(p + i, len - i);

@@ -8,9 +8,11 @@
  * incomplete or invalid the body is decoded instead, as Sentry does.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "decode_internal.h"
+#include "json_skim.h"
 
 /* Scratch state: arena offsets of a job's strings until they are resolved. */
 typedef struct sr_job_offsets
@@ -287,6 +289,65 @@ sr_event_insert_from_json(sr_decoder *dec, struct json_object *root,
 	return SR_DECODE_JOB;
 }
 
+/* The event-data members the decoder reads; the skim keeps their values. */
+static const char *const sr_event_read_members[] = {
+	"event_id", "project_id", "group_id", "primary_hash", "occurrence_id", NULL
+};
+
+#define SR_SKIM_MIN_VALUE 16	/* shorter values are not worth dropping */
+#define SR_SKIM_MAX_DROP 64
+
+/*
+ * Parse an event message, through the skim when it pays: json-c then sees a
+ * copy in which the bulky event-data values the decoder never reads are
+ * null.  If the skim declines, or json-c rejects the copy, the original text
+ * is parsed, so results and errors are always those of a whole parse.
+ */
+static struct json_object *
+sr_event_parse(sr_decoder *dec, const char *value, size_t len, sr_error *err)
+{
+	sr_skim_span drop[SR_SKIM_MAX_DROP];
+	int			ndrop;
+
+	if (dec->skim_min > 0 && len >= dec->skim_min &&
+		sr_json_skim(value, len, sr_event_read_members, SR_SKIM_MIN_VALUE,
+					 drop, SR_SKIM_MAX_DROP, &ndrop) && ndrop > 0)
+	{
+		struct json_object *root;
+		sr_error	ignored;
+		size_t		from = 0,
+					n = 0;
+
+		if (dec->skim_cap < len)
+		{
+			char	   *b = realloc(dec->skim_buf, len);
+
+			if (b != NULL)
+			{
+				dec->skim_buf = b;
+				dec->skim_cap = len;
+			}
+		}
+		if (dec->skim_cap >= len)
+		{
+			for (int i = 0; i < ndrop; i++)
+			{
+				memcpy(dec->skim_buf + n, value + from, drop[i].start - from);
+				n += drop[i].start - from;
+				memcpy(dec->skim_buf + n, "null", 4);
+				n += 4;
+				from = drop[i].start + drop[i].len;
+			}
+			memcpy(dec->skim_buf + n, value + from, len - from);
+			n += len - from;
+			root = sr_parse_json(dec, "event message", dec->skim_buf, n, &ignored);
+			if (root != NULL)
+				return root;
+		}
+	}
+	return sr_parse_json(dec, "event message", value, len, err);
+}
+
 static sr_decode_status
 sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 				   sr_job *job, sr_job_offsets *o, sr_error *err)
@@ -314,7 +375,7 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 	}
 	if (!sr_check_text("event message", value, len, err))
 		return SR_DECODE_ERROR;
-	root = sr_parse_json(dec, "event message", value, len, err);
+	root = sr_event_parse(dec, value, len, err);
 	if (root == NULL)
 		return SR_DECODE_ERROR;
 

@@ -18,7 +18,14 @@ struct sr_decoder
 	char	   *arena;
 	size_t		arena_len;
 	size_t		arena_cap;
+	/* the skim fast path (json_skim.c) and its reduced copy of a message */
+	size_t		skim_min;		/* smallest message skimmed; 0 = never */
+	char	   *skim_buf;
+	size_t		skim_cap;
 };
+
+/* Messages shorter than this are parsed whole: the skim would not pay. */
+#define SR_SKIM_MIN_MESSAGE 512
 
 /* Arena offsets are resolved to pointers once decoding is finished. */
 typedef size_t sr_aoff;

@@ -1,0 +1,381 @@
+/*
+ * json_skim.c - a fast validating pass over an event message's JSON, so that
+ * json-c only has to build objects for the few fields the relay reads.
+ *
+ * An insert message is [version, "insert", event_data, task_state]; nearly
+ * all of its bytes are in event_data members the relay never reads (the
+ * event's "data": exception, frames, breadcrumbs, contexts).  sr_json_skim
+ * checks the whole document against strict JSON without building anything,
+ * and records the spans of those members' values.  The event decoder then
+ * hands json-c a copy of the message with each such value replaced by null.
+ *
+ * Correctness rests on one rule: the skim accepts a subset of what json-c
+ * (JSON_TOKENER_STRICT) accepts.  Anything unusual - a number with a long
+ * mantissa or exponent, a \u0000 or unpaired surrogate escape, nesting
+ * deeper than SR_SKIM_MAX_DEPTH - makes it decline, and the decoder parses
+ * the original text instead, with json-c's own result and error.  The
+ * differential fuzzer (test/fuzz/fuzz_skim.c) checks both paths agree.
+ *
+ * Pure C, no allocation.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "json_skim.h"
+
+#define SR_SKIM_MAX_DEPTH 32
+#define SR_SKIM_MAX_NUMBER 32	/* longer number tokens: let json-c decide */
+#define SR_ONES UINT64_C(0x0101010101010101)
+#define SR_HIGHS UINT64_C(0x8080808080808080)
+
+typedef struct sr_skim
+{
+	const unsigned char *base;
+	const unsigned char *p;
+	const unsigned char *end;
+	int			depth;
+	const char *const *keep;	/* member names never dropped */
+	size_t		min_drop;		/* values shorter than this are kept */
+	sr_skim_span *drop;
+	int			max_drop;
+	int			ndrop;
+} sr_skim;
+
+/* Bytes that may appear unescaped inside a string: all but '"', '\\', < 0x20. */
+static bool sr_skim_plain[256];
+static bool sr_skim_ready = false;
+
+static void
+sr_skim_init(void)
+{
+	for (int c = 0; c < 256; c++)
+		sr_skim_plain[c] = c >= 0x20 && c != '"' && c != '\\';
+	sr_skim_ready = true;
+}
+
+static bool sr_skim_value(sr_skim *s, int role);
+
+/* How a value is used: only element 2 of the top-level array is collected. */
+#define SR_ROLE_PLAIN	0
+#define SR_ROLE_TOP		1
+#define SR_ROLE_COLLECT 2
+
+static inline void
+sr_skim_ws(sr_skim *s)
+{
+	while (s->p < s->end &&
+		   (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+		s->p++;
+}
+
+static int
+sr_skim_hex4(const unsigned char *p)
+{
+	int			v = 0;
+
+	for (int i = 0; i < 4; i++)
+	{
+		int			c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/* A string, at its opening quote.  *has_escape tells whether it had any. */
+static bool
+sr_skim_string(sr_skim *s, bool *has_escape)
+{
+	*has_escape = false;
+	s->p++;
+	for (;;)
+	{
+		/* eight bytes at a time while none is '"', '\\' or below 0x20 */
+		while (s->end - s->p >= 8)
+		{
+			uint64_t	w,
+						q,
+						b;
+
+			memcpy(&w, s->p, 8);
+			q = w ^ UINT64_C(0x2222222222222222);
+			b = w ^ UINT64_C(0x5c5c5c5c5c5c5c5c);
+			if ((((q - SR_ONES) & ~q) | ((b - SR_ONES) & ~b) |
+				 ((w - SR_ONES * 0x20) & ~w)) & SR_HIGHS)
+				break;
+			s->p += 8;
+		}
+		while (s->p < s->end && sr_skim_plain[*s->p])
+			s->p++;
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == '"')
+		{
+			s->p++;
+			return true;
+		}
+		if (*s->p != '\\')
+			return false;		/* a raw control character */
+		*has_escape = true;
+		if (s->end - s->p < 2)
+			return false;
+		switch (s->p[1])
+		{
+			case '"':
+			case '\\':
+			case '/':
+			case 'b':
+			case 'f':
+			case 'n':
+			case 'r':
+			case 't':
+				s->p += 2;
+				break;
+			case 'u':
+				{
+					int			cp;
+
+					if (s->end - s->p < 6 || (cp = sr_skim_hex4(s->p + 2)) < 0)
+						return false;
+					s->p += 6;
+					if (cp == 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+						return false;	/* decline: json-c's business */
+					if (cp >= 0xD800 && cp <= 0xDBFF)
+					{
+						int			lo;
+
+						if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' ||
+							(lo = sr_skim_hex4(s->p + 2)) < 0xDC00 || lo > 0xDFFF)
+							return false;
+						s->p += 6;
+					}
+					break;
+				}
+			default:
+				return false;
+		}
+	}
+}
+
+static bool
+sr_skim_digits(sr_skim *s)
+{
+	const unsigned char *start = s->p;
+
+	while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+		s->p++;
+	return s->p > start;
+}
+
+/* A number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,2})? */
+static bool
+sr_skim_number(sr_skim *s)
+{
+	const unsigned char *start = s->p;
+
+	if (*s->p == '-')
+		s->p++;
+	if (s->p >= s->end)
+		return false;
+	if (*s->p == '0')
+		s->p++;
+	else if (!sr_skim_digits(s))
+		return false;
+	if (s->p < s->end && *s->p == '.')
+	{
+		s->p++;
+		if (!sr_skim_digits(s))
+			return false;
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E'))
+	{
+		const unsigned char *exp;
+
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		exp = s->p;
+		if (!sr_skim_digits(s) || s->p - exp > 2)
+			return false;
+	}
+	return s->p - start <= SR_SKIM_MAX_NUMBER;
+}
+
+static bool
+sr_skim_literal(sr_skim *s, const char *lit, size_t len)
+{
+	if ((size_t) (s->end - s->p) < len || memcmp(s->p, lit, len) != 0)
+		return false;
+	s->p += len;
+	return true;
+}
+
+/* May the member named by the raw key [k, k + klen) have its value dropped? */
+static bool
+sr_skim_droppable(const sr_skim *s, const unsigned char *k, size_t klen,
+				  bool key_escaped)
+{
+	if (key_escaped)
+		return false;			/* might unescape to a kept name */
+	for (const char *const *n = s->keep; *n != NULL; n++)
+		if (strlen(*n) == klen && memcmp(*n, k, klen) == 0)
+			return false;
+	return true;
+}
+
+static bool
+sr_skim_object(sr_skim *s, bool collect)
+{
+	s->p++;
+	sr_skim_ws(s);
+	if (s->p < s->end && *s->p == '}')
+	{
+		s->p++;
+		return true;
+	}
+	for (;;)
+	{
+		const unsigned char *key,
+				   *kend,
+				   *val;
+		bool		escaped;
+
+		if (s->p >= s->end || *s->p != '"')
+			return false;
+		key = s->p + 1;
+		if (!sr_skim_string(s, &escaped))
+			return false;
+		kend = s->p - 1;		/* the closing quote */
+		sr_skim_ws(s);
+		if (s->p >= s->end || *s->p != ':')
+			return false;
+		s->p++;
+		sr_skim_ws(s);
+		val = s->p;
+		if (!sr_skim_value(s, SR_ROLE_PLAIN))
+			return false;
+		if (collect && s->ndrop < s->max_drop &&
+			(size_t) (s->p - val) >= s->min_drop &&
+			sr_skim_droppable(s, key, (size_t) (kend - key), escaped))
+		{
+			s->drop[s->ndrop].start = (size_t) (val - s->base);
+			s->drop[s->ndrop].len = (size_t) (s->p - val);
+			s->ndrop++;
+		}
+		sr_skim_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == '}')
+		{
+			s->p++;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+		sr_skim_ws(s);
+	}
+}
+
+static bool
+sr_skim_array(sr_skim *s, bool top)
+{
+	int			index = 0;
+
+	s->p++;
+	sr_skim_ws(s);
+	if (s->p < s->end && *s->p == ']')
+	{
+		s->p++;
+		return true;
+	}
+	for (;;)
+	{
+		if (!sr_skim_value(s, top && index == 2 ? SR_ROLE_COLLECT : SR_ROLE_PLAIN))
+			return false;
+		index++;
+		sr_skim_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == ']')
+		{
+			s->p++;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+		sr_skim_ws(s);
+	}
+}
+
+static bool
+sr_skim_value(sr_skim *s, int role)
+{
+	bool		ok,
+				escaped;
+
+	if (s->p >= s->end)
+		return false;
+	switch (*s->p)
+	{
+		case '{':
+		case '[':
+			if (++s->depth > SR_SKIM_MAX_DEPTH)
+				return false;
+			ok = *s->p == '{'
+				? sr_skim_object(s, role == SR_ROLE_COLLECT)
+				: sr_skim_array(s, role == SR_ROLE_TOP);
+			s->depth--;
+			return ok;
+		case '"':
+			return sr_skim_string(s, &escaped);
+		case 't':
+			return sr_skim_literal(s, "true", 4);
+		case 'f':
+			return sr_skim_literal(s, "false", 5);
+		case 'n':
+			return sr_skim_literal(s, "null", 4);
+		default:
+			if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+				return sr_skim_number(s);
+			return false;
+	}
+}
+
+bool
+sr_json_skim(const char *buf, size_t len, const char *const *keep,
+			 size_t min_drop, sr_skim_span *drop, int max_drop, int *ndrop)
+{
+	sr_skim		s;
+
+	if (!sr_skim_ready)
+		sr_skim_init();
+	s.base = s.p = (const unsigned char *) buf;
+	s.end = s.p + len;
+	s.depth = 0;
+	s.keep = keep;
+	s.min_drop = min_drop < 5 ? 5 : min_drop;	/* "null" must fit */
+	s.drop = drop;
+	s.max_drop = max_drop;
+	s.ndrop = 0;
+	*ndrop = 0;
+	sr_skim_ws(&s);
+	if (!sr_skim_value(&s, SR_ROLE_TOP))
+		return false;
+	sr_skim_ws(&s);
+	if (s.p != s.end)
+		return false;
+	*ndrop = s.ndrop;
+	return true;
+}

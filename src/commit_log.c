@@ -121,6 +121,7 @@ sr_drain_commit_log(void)
 	rd_kafka_event_t *ev;
 	int			n = 0;
 
+	sr_faults_attach(sr_slot);
 	while (n < 10000 && (ev = rd_kafka_queue_poll(sr_clog.queue, 0)) != NULL)
 	{
 		switch (rd_kafka_event_type(ev))
@@ -134,6 +135,7 @@ sr_drain_commit_log(void)
 					{
 						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 						{
+							sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
 							ereport(LOG, (errmsg("%s: commit log error: %s", sr_who, rd_kafka_message_errstr(m))));
 							continue;
 						}
@@ -144,6 +146,9 @@ sr_drain_commit_log(void)
 					break;
 				}
 			case RD_KAFKA_EVENT_ERROR:
+				sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
+				if (!sr_broker_down && sr_kafka_error_is_broker_down(rd_kafka_event_error(ev)))
+					sr_count_fault(sr_slot, SR_FAULT_BROKER_DOWN);
 				sr_handle_error_event(ev, "commit log consumer");
 				break;
 			case RD_KAFKA_EVENT_LOG:

@@ -20,6 +20,18 @@
 #include "guc.h"
 #include "worker_internal.h"
 
+/*
+ * Count an error event for sentry_relay.workers, and the start of a wait for
+ * the broker (before sr_handle_error_event sets sr_broker_down).
+ */
+static void
+sr_count_kafka_error(rd_kafka_event_t *ev)
+{
+	sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
+	if (!sr_broker_down && sr_kafka_error_is_broker_down(rd_kafka_event_error(ev)))
+		sr_count_fault(sr_slot, SR_FAULT_BROKER_DOWN);
+}
+
 /* Pause or resume a partition to match its state. */
 void
 sr_apply_flow(sr_part *p)
@@ -74,11 +86,14 @@ sr_note_remote(sr_part *p, const sr_snapshot *prev)
 	const sr_offsets *o = &p->sm.cur.offsets;
 
 	if (prev->offsets.has_remote && o->has_remote && o->remote < prev->offsets.remote)
+	{
+		sr_count_fault(sr_slot, SR_FAULT_REMOTE_BACKWARDS);
 		ereport(LOG,
 				(errmsg("%s: remote offset of partition %d moved backwards from " INT64_FORMAT " to " INT64_FORMAT,
 						sr_who, p->partition, prev->offsets.remote, o->remote),
 				 errdetail("Jobs already enqueued are not redone; the partition waits until the writer passes " INT64_FORMAT " again.",
 						   o->local)));
+	}
 	if (p->sm.cur.state == SR_STATE_REMOTE_BEHIND && prev->state != SR_STATE_REMOTE_BEHIND)
 		ereport(LOG,
 				(errmsg("%s: partition %d is ahead of the writer: local offset " INT64_FORMAT " exceeds remote offset " INT64_FORMAT,
@@ -214,6 +229,7 @@ sr_hold_back(sr_part *p)
 	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_error_t *e;
 
+	sr_count_fault(sr_slot, SR_FAULT_GATED);
 	if (!p->paused)
 	{
 		p->paused = false;		/* force the pause below */
@@ -326,6 +342,7 @@ sr_handle_message_error(const rd_kafka_message_t *m)
 	char		msg[256];
 
 	snprintf(msg, sizeof(msg), "partition %d: %s", m->partition, rd_kafka_message_errstr(m));
+	sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
 	ereport(LOG,
 			(errmsg("%s: consumer error on %s", sr_who, msg),
 			 m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
@@ -380,7 +397,10 @@ sr_flush(void)
 		rd_kafka_resp_err_t err = rd_kafka_commit(sr_events.rk, commit, 1);
 
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			sr_count_fault(sr_slot, SR_FAULT_COMMIT_FAILED);
 			ereport(DEBUG1, (errmsg("%s: Kafka offset commit not sent: %s", sr_who, rd_kafka_err2str(err))));
+		}
 	}
 	rd_kafka_topic_partition_list_destroy(commit);
 
@@ -507,6 +527,7 @@ sr_drain_events(TimestampTz deadline)
 {
 	rd_kafka_event_t *ev;
 
+	sr_faults_attach(sr_slot);
 	while (sr_b.messages < sr_batch_size && sr_b.bytes < (size_t) sr_batch_max_bytes &&
 		   (ev = rd_kafka_queue_poll(sr_events.queue, 0)) != NULL)
 	{
@@ -545,6 +566,7 @@ sr_drain_events(TimestampTz deadline)
 
 					rd_kafka_event_destroy(ev);
 					ev = NULL;
+					sr_count_fault(sr_slot, SR_FAULT_REBALANCE);
 					if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
 					{
 						sr_flush();
@@ -561,6 +583,7 @@ sr_drain_events(TimestampTz deadline)
 					break;
 				}
 			case RD_KAFKA_EVENT_ERROR:
+				sr_count_kafka_error(ev);
 				sr_handle_error_event(ev, "events consumer");
 				break;
 			case RD_KAFKA_EVENT_LOG:
@@ -569,8 +592,11 @@ sr_drain_events(TimestampTz deadline)
 			case RD_KAFKA_EVENT_OFFSET_COMMIT:
 				if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR &&
 					rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR__NO_OFFSET)
+				{
+					sr_count_fault(sr_slot, SR_FAULT_COMMIT_FAILED);
 					ereport(DEBUG1, (errmsg("%s: Kafka offset commit failed: %s", sr_who,
 											rd_kafka_event_error_string(ev))));
+				}
 				break;
 			default:
 				break;

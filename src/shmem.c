@@ -25,6 +25,9 @@ static bool sr_pending_launcher = false;
 static List *sr_pending_streams = NIL;
 static bool sr_xact_callback_registered = false;
 
+/* this worker process has looked at its slot's fault counters */
+static bool sr_faults_attached = false;
+
 static Size
 sr_shmem_size(void)
 {
@@ -162,4 +165,40 @@ sr_request_stream_wake(const char *stream)
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	sr_pending_streams = lappend(sr_pending_streams, pstrdup(stream));
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A worker's first look at its slot's fault counters: a slot just handed to
+ * a new worker (restarts = 0) may still hold a previous worker's counts.
+ */
+static void
+sr_faults_attach_locked(sr_worker_slot *slot)
+{
+	if (sr_faults_attached)
+		return;
+	if (slot->restarts == 0)
+		memset(slot->faults, 0, sizeof(slot->faults));
+	sr_faults_attached = true;
+}
+
+void
+sr_faults_attach(sr_worker_slot *slot)
+{
+	if (sr_faults_attached || slot == NULL)
+		return;
+	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	sr_faults_attach_locked(slot);
+	LWLockRelease(sr_shm->lock);
+}
+
+/* Count one fault a worker saw, for sentry_relay.workers. */
+void
+sr_count_fault(sr_worker_slot *slot, sr_fault fault)
+{
+	if (slot == NULL)
+		return;
+	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	sr_faults_attach_locked(slot);
+	slot->faults[fault]++;
+	LWLockRelease(sr_shm->lock);
 }

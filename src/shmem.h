@@ -17,6 +17,23 @@
 #define SR_ERROR_LEN 256
 #define SR_SHOWN_PARTITIONS 128
 
+/*
+ * Faults a worker saw, counted per slot across the restarts of its worker
+ * and shown in sentry_relay.workers.  A slot handed to a new worker
+ * (restarts = 0) starts from zero.
+ */
+typedef enum sr_fault
+{
+	SR_FAULT_KAFKA_ERROR,		/* error events and per-message consumer errors */
+	SR_FAULT_BROKER_DOWN,		/* times the worker started waiting for a broker */
+	SR_FAULT_REBALANCE,			/* partition assignments and revocations */
+	SR_FAULT_COMMIT_FAILED,		/* Kafka offset commits that failed */
+	SR_FAULT_REMOTE_BACKWARDS,	/* remote offsets that moved backwards */
+	SR_FAULT_GATED				/* messages past the gate, re-read later */
+} sr_fault;
+
+#define SR_NFAULTS 6
+
 typedef struct sr_worker_slot
 {
 	bool		in_use;			/* claimed by the launcher */
@@ -37,6 +54,8 @@ typedef struct sr_worker_slot
 	char		last_error[SR_ERROR_LEN];
 	TimestampTz last_error_at;
 	TimestampTz started_at;
+	/* faults this slot's workers saw (see sr_count_fault) */
+	uint64		faults[SR_NFAULTS];
 } sr_worker_slot;
 
 typedef struct sr_shared
@@ -49,6 +68,9 @@ typedef struct sr_shared
 } sr_shared;
 
 extern sr_shared *sr_shm;
+
+extern void sr_faults_attach(sr_worker_slot *slot);
+extern void sr_count_fault(sr_worker_slot *slot, sr_fault fault);
 
 extern void sr_shmem_register(void);
 extern void sr_shmem_attach(void);

@@ -380,13 +380,17 @@ sr_worker_status(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (sr_shm == NULL)
 		PG_RETURN_VOID();
+	/* 0.1.0 declares the first 14 columns only; 0.2.0 adds the faults */
+	if (rsinfo->setDesc->natts != 14 && rsinfo->setDesc->natts != 14 + SR_NFAULTS)
+		elog(ERROR, "sentry_relay._worker_status() is declared with %d columns, not %d",
+			 rsinfo->setDesc->natts, 14 + SR_NFAULTS);
 
 	LWLockAcquire(sr_shm->lock, LW_SHARED);
 	for (int i = 0; i < sr_shm->nslots; i++)
 	{
 		sr_worker_slot *s = &sr_shm->slots[i];
-		Datum		values[14];
-		bool		nulls[14] = {0};
+		Datum		values[14 + SR_NFAULTS];
+		bool		nulls[14 + SR_NFAULTS] = {0};
 		Datum	   *parts;
 
 		if (!s->in_use)
@@ -412,6 +416,9 @@ sr_worker_status(PG_FUNCTION_ARGS)
 		values[12] = TimestampTzGetDatum(s->started_at);
 		nulls[12] = s->started_at == 0;
 		values[13] = Int32GetDatum(s->restarts);
+		/* the fault counters, when the SQL declaration has them (0.2.0) */
+		for (int f = 0; f < SR_NFAULTS; f++)
+			values[14 + f] = Int64GetDatum((int64) s->faults[f]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(sr_shm->lock);

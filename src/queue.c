@@ -12,6 +12,7 @@
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
@@ -253,7 +254,10 @@ sr_db_update_partition(const sr_stream_def *def, sr_part *p)
 	values[4] = Int32GetDatum(MyProcPid);
 	values[5] = Int64GetDatum(p->high_watermark);
 	nulls[5] = p->high_watermark >= 0 ? ' ' : 'n';
-	values[6] = CStringGetTextDatum(p->last_error);
+	/* snprintf may have cut a multibyte character: keep whole ones only */
+	values[6] = PointerGetDatum(cstring_to_text_with_len(p->last_error,
+														 pg_mbcliplen(p->last_error, strlen(p->last_error),
+																	  strlen(p->last_error))));
 	nulls[6] = p->last_error[0] ? ' ' : 'n';
 	values[7] = BoolGetDatum(p->error_dirty);
 	values[8] = Int64GetDatum(p->committed);

@@ -279,14 +279,32 @@ sr_handle_message(const rd_kafka_message_t *m)
 	if (p->fresh)
 	{
 		p->fresh = false;
-		if (o->has_local && m->offset != o->local)
+		if (o->has_local && m->offset < o->local)
+		{
+			/*
+			 * Kafka went back below our local offset: its reset policy
+			 * applied after an OffsetOutOfRange (transient on a leader
+			 * change, or the topic was recreated).  Offsets below the local
+			 * offset were relayed already, and only an operator moves a
+			 * local offset backwards: skip up to it, as for any message
+			 * below it.
+			 */
+			ereport(LOG,
+					(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT,
+							sr_who, p->partition, m->offset, o->local),
+					 errdetail("Kafka's reset policy applied; messages below the stored offset were relayed already and are skipped.")));
+			snprintf(p->last_error, sizeof(p->last_error),
+					 "Kafka resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT " (initial_offset_reset %s); skipped up to it",
+					 m->offset, o->local, sr_def.initial_offset_reset);
+			p->error_dirty = true;
+			return;				/* already enqueued */
+		}
+		if (o->has_local && m->offset > o->local)
 		{
 			ereport(LOG,
 					(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", not at the stored offset " INT64_FORMAT,
 							sr_who, p->partition, m->offset, o->local),
-					 errdetail("%s", m->offset > o->local
-							   ? "Offsets in between were removed by retention or are not messages; the reset policy applied."
-							   : "The stored offset is beyond the partition's end; the reset policy applied.")));
+					 errdetail("Offsets in between were removed by retention or are not messages; the reset policy applied.")));
 			snprintf(p->last_error, sizeof(p->last_error),
 					 "offset " INT64_FORMAT " out of range; resumed at " INT64_FORMAT " (initial_offset_reset %s)",
 					 o->local, m->offset, sr_def.initial_offset_reset);

@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -18,6 +19,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -308,6 +310,82 @@ sr_reconcile(List *desired)
 	return wait_ms;
 }
 
+/* A failed connection (no such database) is retried this often, not every second. */
+#define SR_LAUNCHER_RETRY_MS 30000
+
+static bool sr_launcher_connected = false;
+
+/*
+ * Whether our database is being dropped: DROP DATABASE holds an exclusive
+ * lock on it while it terminates (WITH (FORCE)) or waits for its sessions.
+ */
+static bool
+sr_database_being_dropped(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	if (LockAcquire(&tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, AccessShareLock, true);
+	return false;
+}
+
+/*
+ * SIGTERM: from the postmaster at shutdown, from pg_terminate_backend, or
+ * from DROP DATABASE ... WITH (FORCE) of sentry_relay.database.  In the last
+ * case, exit with status 0 so that the postmaster does not restart the
+ * launcher into a database that no longer exists (a FATAL error every
+ * second); the relay then stays off until the server restarts.  Otherwise
+ * exit with status 1, and the postmaster restarts the launcher.
+ */
+static void
+sr_launcher_terminate(void)
+{
+	if (sr_database_being_dropped())
+	{
+		ereport(LOG,
+				(errmsg("sentry_relay launcher: database \"%s\" is being dropped; the relay stops until the server restarts",
+						sr_database),
+				 errhint("Point sentry_relay.database at the database that holds the extension, then restart the server.")));
+		proc_exit(0);
+	}
+	ereport(LOG, (errmsg("sentry_relay launcher terminated by a signal")));
+	proc_exit(1);
+}
+
+/*
+ * Exit callback before the connection is made: when the database does not
+ * exist (InitPostgres raised FATAL), wait before exiting, so the postmaster's
+ * restart (1 s) does not turn into a loop of FATAL errors every second.
+ */
+static void
+sr_launcher_connect_failed(int code, Datum arg)
+{
+	TimestampTz deadline;
+
+	(void) arg;
+	if (sr_launcher_connected || code == 0)
+		return;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), SR_LAUNCHER_RETRY_MS);
+	for (;;)
+	{
+		long		ms;
+		int			rc;
+
+		if (ShutdownRequestPending || ProcDiePending)
+			break;
+		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (ms <= 0)
+			break;
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH, ms,
+					   PG_WAIT_EXTENSION);
+		if (rc & WL_POSTMASTER_DEATH)
+			break;
+		ResetLatch(MyLatch);
+	}
+}
+
 /* Terminate every worker (on launcher exit). */
 static void
 sr_launcher_exit(int code, Datum arg)
@@ -330,7 +408,7 @@ sr_launcher_main(Datum main_arg)
 {
 	(void) main_arg;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
 	sr_shmem_attach();
@@ -344,6 +422,7 @@ sr_launcher_main(Datum main_arg)
 	sr_shm->launcher_latch = MyLatch;
 	LWLockRelease(sr_shm->lock);
 	before_shmem_exit(sr_launcher_exit, (Datum) 0);
+	before_shmem_exit(sr_launcher_connect_failed, (Datum) 0);
 
 	/*
 	 * The launcher connects as the bootstrap superuser: it must run before
@@ -353,6 +432,7 @@ sr_launcher_main(Datum main_arg)
 	 * worker role.  The workers connect as the worker role.
 	 */
 	BackgroundWorkerInitializeConnection(sr_database, NULL, 0);
+	sr_launcher_connected = true;
 	pgstat_report_appname("sentry_relay launcher");
 	if (sr_worker_role_name() != NULL)
 		ereport(LOG, (errmsg("sentry_relay launcher started in database \"%s\"; workers run as role \"%s\"",
@@ -367,6 +447,8 @@ sr_launcher_main(Datum main_arg)
 		long		wait_ms = 10000;
 
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			sr_launcher_terminate();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

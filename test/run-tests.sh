@@ -30,6 +30,25 @@ as_user() {
 	fi
 }
 
+# SR_SANITIZE=address (make test SANITIZE=address): the extension is built
+# with ASan but the server binary is not, so the servers (and every program
+# the runners start) preload libasan, and test/sanitize/asan_init_first.c,
+# without which Debian 12's binaries hang in ASan's lazy initialization.
+# Reports go to $WORK/asan/asan.<pid>; any report fails the run.  Leak
+# detection is off: backends exit without freeing, by design.
+SAN_ENV=()
+if [ "${SR_SANITIZE:-}" = address ]; then
+	mkdir -p "$WORK/asan"
+	gcc -shared -fPIC -O2 -o "$WORK/asan_init_first.so" \
+		"$REPO/test/sanitize/asan_init_first.c" -ldl || exit 1
+	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/asan"
+	SAN_ENV=(LD_PRELOAD="$(gcc -print-file-name=libasan.so) $WORK/asan_init_first.so"
+		ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:disable_coredump=1:log_path=$WORK/asan/asan:${ASAN_OPTIONS:-}")
+elif [ -n "${SR_SANITIZE:-}" ]; then
+	echo "SR_SANITIZE=$SR_SANITIZE: only 'address' is supported" >&2
+	exit 1
+fi
+
 passed=0
 failed=0
 failed_names=()
@@ -66,7 +85,7 @@ if want regress; then
 echo "== pg_regress"
 mkdir -p "$WORK/regress"
 [ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/regress"
-as_user "$PGXS_DIR/src/test/regress/pg_regress" \
+as_user env "${SAN_ENV[@]}" "$PGXS_DIR/src/test/regress/pg_regress" \
 	--bindir="$PGBIN" \
 	--temp-instance="$WORK/regress/instance" \
 	--temp-config="$REPO/test/regress.conf" \
@@ -87,7 +106,7 @@ if want isolation && compgen -G "test/specs/*.spec" >/dev/null; then
 	mkdir -p "$WORK/isolation"
 	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/isolation"
 	specs=$(cd test/specs && ls *.spec | sed 's/\.spec$//')
-	as_user "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
+	as_user env "${SAN_ENV[@]}" "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
 		--bindir="$PGBIN" \
 		--temp-instance="$WORK/isolation/instance" \
 		--temp-config="$REPO/test/regress.conf" \
@@ -106,7 +125,7 @@ if want tap && compgen -G "test/t/*.pl" >/dev/null; then
 	echo "== TAP"
 	mkdir -p "$WORK/tap"
 	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/tap"
-	as_user env PATH="$PGBIN:$PATH" \
+	as_user env "${SAN_ENV[@]}" PATH="$PGBIN:$PATH" \
 		PERL5LIB="$PGXS_DIR/src/test/perl:$REPO/test/perl" \
 		TESTDIR="$WORK/tap" \
 		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
@@ -121,6 +140,20 @@ if want tap && compgen -G "test/t/*.pl" >/dev/null; then
 		done
 	fi
 	suite_result TAP $rc
+fi
+
+if [ ${#SAN_ENV[@]} -gt 0 ]; then
+	echo "== AddressSanitizer reports"
+	if compgen -G "$WORK/asan/asan.*" >/dev/null; then
+		for f in "$WORK"/asan/asan.*; do
+			echo "---- $f"
+			head -n 80 "$f"
+		done
+		suite_result asan 1
+	else
+		echo "none"
+		suite_result asan 0
+	fi
 fi
 
 echo

@@ -71,6 +71,18 @@ BEGIN
 END $$;
 
 
+/*
+ * The queue's contents are data, not configuration, but a backup must not
+ * lose them: pg_dump dumps the jobs not yet done, the dead jobs and the dead
+ * letters, and the identity sequences' positions, so that ids given after a
+ * restore never collide with restored ones.
+ */
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.jobs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dead_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dead_letters_id_seq', '');
+
 /* ---- security (issue #6) ------------------------------------------------ */
 
 /*

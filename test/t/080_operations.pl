@@ -216,11 +216,8 @@ is($restored->safe_psql('postgres', q{SELECT string_agg(partition || ':' || cons
 	'0:snuba-consumers:10 1:snuba-consumers:10', 'dump: remote offsets survived');
 is($restored->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.commit_log_positions WHERE stream = 'dr'}),
 	'1', 'dump: the commit-log position survived');
-{
-	local $TODO = 'jobs, dead_letters and dead_jobs are not marked with pg_extension_config_dump';
-	is($restored->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'dr'}),
-		'20', 'dump: the 20 jobs not yet done survived');
-}
+is($restored->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'dr'}),
+	'20', 'dump: the 20 jobs not yet done survived');
 # the launcher finds the restored stream by itself (it re-reads the streams
 # every 10 s) and resumes at the stored offsets, not at Kafka's (15)
 is(poll($restored, 'postgres', $synced, '0:15:15:SYNCHRONIZED 1:15:15:SYNCHRONIZED', 90),
@@ -232,11 +229,8 @@ is(poll($restored, 'postgres', $synced, '0:20:20:SYNCHRONIZED 1:20:20:SYNCHRONIZ
 	'0:20:20:SYNCHRONIZED 1:20:20:SYNCHRONIZED', 'dump: and goes on to 20');
 is(per_partition($restored, 'postgres', 'dr', '"offset" >= 10'), '0:10:10:10-19 1:10:10:10-19',
 	'dump: offsets 10..19 enqueued exactly once after the restore');
-{
-	local $TODO = 'jobs are not in the dump (see above)';
-	is(per_partition($restored, 'postgres', 'dr'), '0:20:20:0-19 1:20:20:0-19',
-		'dump: offsets 0..19 exactly once in the restored queue');
-}
+is(per_partition($restored, 'postgres', 'dr'), '0:20:20:0-19 1:20:20:0-19',
+	'dump: offsets 0..19 exactly once in the restored queue');
 $restored->stop;
 $node->stop;
 

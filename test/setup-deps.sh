@@ -10,6 +10,7 @@ PACKAGES=(
 	libipc-run-perl
 	kcat python3-confluent-kafka python3-psycopg2
 	clang libclang-rt-14-dev
+	gnuplot-nox
 )
 
 missing=()

@@ -1,0 +1,513 @@
+#!/bin/bash
+# relay_bench.sh - the relay benchmark (`make bench`, as root; issue #5).
+# On a throwaway PostgreSQL 15 cluster with sentry_relay preloaded and a
+# librdkafka mock Kafka cluster (test/kafka_mock/sr_kafka_mock), with a
+# deterministic corpus of Sentry traffic (relay_corpus.py: v2 inserts with
+# realistic event bodies, median ~2 KB with a tail to 1 MB, 5% replacements,
+# 0.1% bad messages):
+#
+#  A  drain throughput, body decoding: the corpus (no headers) is already in
+#     Kafka; the stream's workers have their partitions; the commit log is
+#     advanced to the end of every partition, and the time runs from that
+#     produce until the last job's commit (pg_xact_commit_timestamp, with
+#     track_commit_timestamp = on).  With 1, 2 and 4 workers.
+#  B  the same with the modern task headers (decoded without the body).
+#  C  COPY of the same job rows (exported from run A) from a file into a
+#     table LIKE sentry_relay.jobs INCLUDING ALL, with the same columns the
+#     relay writes; measured BENCH_C_REPS times between the A and B runs.
+#     A and B are reported as ratios of their jobs/s to C's rows/s.
+#  D  latency: steady traffic at BENCH_D_RATE messages/s, the commit log
+#     trailing by one batch (100 ms ticks); per commit-log entry, the time
+#     from its produce to the commit of its last job: p50, p99, max.
+#  E  memory of the worker (/proc/PID/status, sampled every 20 ms, peak reset
+#     per phase): a backlog of BENCH_E_MSGS small messages grows behind a
+#     stalled commit log (RSS after each step: it must stay flat, which shows
+#     librdkafka's queues are bounded), then drains; then a topic where
+#     BENCH_E_BIG-byte messages are in the mix drains.
+#  F  throughput against partitions (BENCH_F_PARTS, same messages) and
+#     against message size (BENCH_F_SIZES, same bytes), BENCH_F_WORKERS
+#     workers, body decoding.
+#  P  (BENCH_PERF=1) an extra run of A with one worker under
+#     `perf record -e cpu-clock -g`; the top of the profile goes to
+#     results/relay_perf.txt.
+#
+# Durability settings are PostgreSQL's defaults.  Results:
+# test/bench/results/relay.json (machine-readable), relay.txt (the printed
+# table), relay_workers.png, relay_msgsize.png, relay_partitions.png and
+# relay_raw/ (samples, latencies, profile, server log excerpt).
+#
+# Knobs (environment):
+#   BENCH_QUICK=1          everything small (a few minutes), for development
+#   BENCH_SCENARIOS        which of "A B C D E F" to run (default all; C needs A)
+#   BENCH_MSGS             A/B/C corpus messages (100000; quick 20000)
+#   BENCH_PARTITIONS       A/B partitions (128; the mock keeps ~5 MB each)
+#   BENCH_WORKERS          worker counts for A and B ("1 2 4")
+#   BENCH_C_REPS           COPY repetitions (3)
+#   BENCH_D_RATE           messages/s (5000); BENCH_D_SECONDS (30; quick 8);
+#   BENCH_D_PARTITIONS     (16); BENCH_D_WORKERS (1); BENCH_D_HEADERS (0)
+#   BENCH_E_MSGS           backlog (1000000; quick 100000); BENCH_E_PARTITIONS
+#                          (128); BENCH_E_STEPS (10); BENCH_E_BIG (5000000 bytes)
+#   BENCH_F_PARTS          ("1 8 64"); BENCH_F_PART_MSGS (5000, ~0.8 KB each)
+#   BENCH_F_SIZES          ("512 2048 16384 262144"); BENCH_F_BYTES (134217728;
+#                          quick 16777216) per size; BENCH_F_WORKERS (1)
+#   BENCH_PERF             1 (default) profiles a run of A; 0 skips
+#   BENCH_PERF_SECONDS     profile length cap (20)
+#   BENCH_KAFKA_OPTS       extra librdkafka properties for every stream, as JSON
+#                          members, e.g. '"fetch.wait.max.ms": "20"'
+#   BENCH_PORT (54351), BENCH_CONF (extra postgresql.conf lines), BENCH_KEEP=1
+#                          keeps the work directory (server log, Kafka log)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+BENCH=$REPO/test/bench
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=$($PG_CONFIG --bindir)
+PY=/usr/bin/python3
+MOCK=$REPO/test/kafka_mock/sr_kafka_mock
+QUICK=${BENCH_QUICK:-0}
+q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+SCENARIOS=${BENCH_SCENARIOS:-A B C D E F}
+MSGS=${BENCH_MSGS:-$(q 100000 20000)}
+PARTS=${BENCH_PARTITIONS:-128}
+WORKERS=${BENCH_WORKERS:-1 2 4}
+C_REPS=${BENCH_C_REPS:-3}
+D_RATE=${BENCH_D_RATE:-5000}
+D_SECONDS=${BENCH_D_SECONDS:-$(q 30 8)}
+D_PARTS=${BENCH_D_PARTITIONS:-16}
+D_WORKERS=${BENCH_D_WORKERS:-1}
+D_HEADERS=${BENCH_D_HEADERS:-0}
+E_MSGS=${BENCH_E_MSGS:-$(q 1000000 100000)}
+E_PARTS=${BENCH_E_PARTITIONS:-128}
+E_STEPS=${BENCH_E_STEPS:-10}
+E_BIG=${BENCH_E_BIG:-5000000}
+F_PARTS=${BENCH_F_PARTS:-1 8 64}
+F_PART_MSGS=${BENCH_F_PART_MSGS:-5000}
+F_SIZES=${BENCH_F_SIZES:-512 2048 16384 262144}
+F_BYTES=${BENCH_F_BYTES:-$(q 134217728 16777216)}
+F_WORKERS=${BENCH_F_WORKERS:-1}
+PERF=${BENCH_PERF:-1}
+PERF_SECONDS=${BENCH_PERF_SECONDS:-20}
+PORT=${BENCH_PORT:-54351}
+RUN_AS=postgres
+RESULTS=$BENCH/results
+has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+if [ ! -f "$($PG_CONFIG --sharedir)/extension/sentry_relay.control" ] ||
+	[ ! -f "$($PG_CONFIG --pkglibdir)/sentry_relay.so" ]; then
+	echo "sentry_relay is not installed for $PG_CONFIG: run make install first" >&2
+	exit 1
+fi
+[ -x "$MOCK" ] || { echo "build the Kafka mock first: make -C test/kafka_mock" >&2; exit 1; }
+command -v gnuplot >/dev/null || echo "WARNING: gnuplot not found (make deps installs gnuplot-nox): no plots" >&2
+
+WORK=$(mktemp -d /tmp/sentry_relay_relaybench.XXXXXX)
+chmod 755 "$WORK"
+as_user() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$RUN_AS" -- "$@"; else "$@"; fi; }
+[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK"
+PERF_PID=
+SAMPLER_PID=
+cleanup() {
+	[ -n "$PERF_PID" ] && kill "$PERF_PID" 2>/dev/null || true
+	[ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
+	as_user "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+	if [ -n "${KAFKA_PID:-}" ]; then
+		echo quit >&"${KAFKA[1]}" 2>/dev/null || true
+		wait "$KAFKA_PID" 2>/dev/null || true
+	fi
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+psql_q() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+sql() { psql_q -At -c "$1"; }
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
+START=$(date +%s)
+RUNS=$WORK/runs.jsonl
+: >"$RUNS"
+RAW=$WORK/raw
+mkdir -p "$RAW"
+
+# --- Kafka: the mock cluster, driven through a coprocess ---------------------
+coproc KAFKA { "$MOCK" --brokers 1 -X message.max.bytes=10000000 -X linger.ms=100 2>"$WORK/kafka.log"; }
+KAFKA_PID=$KAFKA_PID
+read -r -t 30 word BOOTSTRAP <&"${KAFKA[0]}" || true
+[ "${word:-}" = BOOTSTRAP ] || { echo "the Kafka mock did not start" >&2; cat "$WORK/kafka.log" >&2; exit 1; }
+# kafka CMD...: one command; its answer (after "OK ") goes to $KREPLY
+kafka() {
+	local reply
+	echo "$*" >&"${KAFKA[1]}"
+	read -r -t 900 reply <&"${KAFKA[0]}" || { echo "kafka: no answer to: $*" >&2; exit 1; }
+	case "$reply" in
+	OK*) KREPLY=${reply#OK}; KREPLY=${KREPLY# } ;;
+	*) echo "kafka: $* -> $reply" >&2; exit 1 ;;
+	esac
+}
+kafka create_topic snuba-commit-log 1
+
+# --- the server ---------------------------------------------------------------
+as_user "$PGBIN/initdb" -D "$WORK/data" -A trust -U postgres >/dev/null
+cat >>"$WORK/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'sentry_relay'
+sentry_relay.database = 'postgres'
+sentry_relay.bootstrap_servers = '$BOOTSTRAP'
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+port = $PORT
+max_connections = 50
+max_worker_processes = 24
+track_commit_timestamp = on
+# sized for a 2-core, 24 GB machine; durability settings stay at their defaults
+shared_buffers = 1GB
+effective_cache_size = 16GB
+maintenance_work_mem = 512MB
+work_mem = 16MB
+max_wal_size = 16GB
+min_wal_size = 2GB
+checkpoint_timeout = 30min
+log_checkpoints = on
+${BENCH_CONF:-}
+CONF
+as_user "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+sql "CREATE EXTENSION sentry_relay"
+sql "CREATE TABLE bench_copy (LIKE sentry_relay.jobs INCLUDING ALL)"
+
+# wait_sql SQL WANT TIMEOUT: poll until SQL returns WANT, or fail
+wait_sql() {
+	local deadline=$((SECONDS + $3)) got=
+	while [ $SECONDS -lt $deadline ]; do
+		got=$(sql "$1" 2>/dev/null || true)
+		[ "$got" = "$2" ] && return 0
+		sleep 0.2	# poll interval
+	done
+	echo "timed out after $3 s waiting for: $1 (got '$got', want '$2')" >&2
+	tail -20 "$WORK/server.log" >&2
+	exit 1
+}
+
+# the consumer-group timings the mock needs; fetch settings stay librdkafka's
+# and the relay's defaults unless BENCH_KAFKA_OPTS adds some
+FAST_OPTS='"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "max.poll.interval.ms": "60000", "topic.metadata.refresh.interval.ms": "1000", "reconnect.backoff.max.ms": "500"'
+[ -n "${BENCH_KAFKA_OPTS:-}" ] && FAST_OPTS="$FAST_OPTS, $BENCH_KAFKA_OPTS"
+
+# corpus NAME TOPIC PARTS ARGS...: generate, produce, check nothing was
+# dropped by the mock's retention; sets CORPUS_JSON
+corpus() {
+	local name=$1 topic=$2 parts=$3 file=$WORK/$1.txt
+	shift 3
+	$PY "$BENCH/relay_corpus.py" events "$file" --topic "$topic" --partitions "$parts" "$@" >/dev/null
+	chmod 644 "$file"
+	cp "$file.json" "$RAW/corpus_$name.json"
+	CORPUS_JSON=$RAW/corpus_$name.json
+	kafka create_topic "$topic" "$parts"
+	kafka produce_file "$file"
+	rm -f "$file"
+	check_retained "$topic" "$parts"
+}
+# check_retained TOPIC PARTS: every partition still starts at offset 0
+check_retained() {
+	local p
+	for p in $(seq 0 $(($2 - 1))); do
+		kafka end_offsets "$1" "$p"
+		if [ "${KREPLY%% *}" != 0 ]; then
+			echo "the mock dropped messages of $1 partition $p (watermarks $KREPLY):" \
+				"fewer messages or more partitions, please" >&2
+			exit 1
+		fi
+	done
+}
+# commit_to STREAM TOPIC PARTS OFFSETS: the writer (group g_STREAM) commits
+commit_to() {
+	$PY "$BENCH/relay_corpus.py" commit "$WORK/commit.txt" --topic "$2" --partitions "$3" \
+		--group "g_$1" --offsets "$4" --ts "$(now)"
+	chmod 644 "$WORK/commit.txt"
+	kafka produce_file "$WORK/commit.txt"
+}
+# start_stream NAME TOPIC PARTS WORKERS: create it; wait for its workers
+# to run and hold every partition
+start_stream() {
+	sql "SELECT sentry_relay.create_stream('$1', '$2', 'snuba-commit-log', ARRAY['g_$1'],
+		consumer_group => 'cg_$1', workers => $4, options => '{\"kafka\": {$FAST_OPTS}}')" >/dev/null
+	wait_sql "SELECT count(*) FROM sentry_relay.workers WHERE stream = '$1' AND status = 'running'" "$4" 120
+	wait_sql "SELECT count(*) FROM sentry_relay.partitions WHERE stream = '$1' AND worker_pid IS NOT NULL" "$3" 120
+}
+drop_stream() {
+	sql "SELECT sentry_relay.drop_stream('$1')" >/dev/null
+	wait_sql "SELECT count(*) FROM sentry_relay.workers WHERE stream = '$1'" 0 60
+}
+fresh_tables() {
+	sql "TRUNCATE sentry_relay.jobs, sentry_relay.dead_letters"
+	sql "CHECKPOINT"
+}
+# json_get FILE KEY: a top-level value of a JSON file
+json_get() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
+# cpu_ticks PID...: user + system CPU time of the processes, in clock ticks
+cpu_ticks() {
+	local t=0 p
+	for p in "$@"; do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo $t
+}
+
+# drain_run SCENARIO NAME TOPIC PARTS WORKERS CORPUS_JSON [perf]: one drain
+# measurement (see A); appends a JSON line to $RUNS
+drain_run() {
+	local scen=$1 name=$2 topic=$3 parts=$4 workers=$5 cj=$6 prof=${7:-}
+	local msgs jobs bad t0 t1 got pid pids cpu0 cpu
+	msgs=$(json_get "$cj" messages)
+	jobs=$(json_get "$cj" jobs)
+	bad=$(json_get "$cj" bad)
+	fresh_tables
+	start_stream "$name" "$topic" "$parts" "$workers"
+	if [ -n "$prof" ]; then
+		pid=$(sql "SELECT pid FROM sentry_relay.workers WHERE stream = '$name'")
+		perf record -e cpu-clock -g -o "$WORK/perf.data" -p "$pid" -- sleep "$PERF_SECONDS" \
+			>"$WORK/perf.log" 2>&1 &
+		PERF_PID=$!
+	fi
+	pids=$(sql "SELECT string_agg(pid::text, ' ') FROM sentry_relay.workers WHERE stream = '$name'")
+	cpu0=$(cpu_ticks $pids)
+	t0=$(now)
+	commit_to "$name" "$topic" "$parts" "$(json_get "$cj" per_partition | tr -d '[] ')"
+	wait_sql "SELECT coalesce(sum(local_offset), 0) FROM sentry_relay.partitions WHERE stream = '$name'" \
+		"$msgs" 1800
+	cpu=$(calc "($(cpu_ticks $pids) - $cpu0) / $(getconf CLK_TCK)")
+	if [ -n "$prof" ]; then
+		kill -INT "$PERF_PID" 2>/dev/null || true
+		wait "$PERF_PID" || true
+		PERF_PID=
+	fi
+	t1=$(sql "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) FROM sentry_relay.jobs WHERE stream = '$name'")
+	got=$(sql "SELECT (SELECT count(*) FROM sentry_relay.jobs WHERE stream = '$name') || ' ' ||
+		(SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = '$name') || ' ' ||
+		(SELECT sum(batches) || ' ' || sum(skipped) || ' ' || sum(messages) || ' ' || sum(gated) FROM sentry_relay.workers WHERE stream = '$name')")
+	read -r got_jobs got_dead batches skipped wmsgs gated <<<"$got"
+	if [ "$got_jobs" != "$jobs" ] || [ "$got_dead" != "$bad" ]; then
+		echo "WARNING: $name: $got_jobs jobs and $got_dead dead letters, expected $jobs and $bad" >&2
+	fi
+	printf '{"scenario": "%s", "name": "%s", "topic": "%s", "partitions": %d, "workers": %d, "messages": %d, "jobs": %d, "dead_letters": %d, "expected_jobs": %d, "expected_dead": %d, "batches": %s, "skipped": %s, "gated": %s, "t0": %s, "t1": %s, "seconds": %s, "worker_cpu_s": %s, "corpus": "%s"}\n' \
+		"$scen" "$name" "$topic" "$parts" "$workers" "$msgs" "$got_jobs" "$got_dead" "$jobs" "$bad" \
+		"${batches:-null}" "${skipped:-null}" "${gated:-null}" "$t0" "$t1" "$(calc "$t1 - $t0")" "$cpu" "$(basename "$cj")" >>"$RUNS"
+	log "  $name: $msgs messages, $got_jobs jobs in $(printf %.3f "$(calc "$t1 - $t0")") s" \
+		"($(calc "$msgs / ($t1 - $t0)") msg/s, $workers workers, $parts partitions, $batches batches, $gated gated," \
+		"worker CPU $cpu s)"
+	drop_stream "$name"
+}
+
+COPY_COLS='stream, topic, eventstream_type, partition, "offset", queue, project_id, group_id, event_id, primary_hash, is_new, is_regression, is_new_group_environment, group_states, occurrence_id, cache_key, message_timestamp, body'
+# copy_run REP: scenario C once
+copy_run() {
+	local out rows ms
+	sql "TRUNCATE bench_copy"
+	sql "CHECKPOINT"
+	out=$(psql_q -At -c '\timing on' -c "COPY bench_copy ($COPY_COLS) FROM '$WORK/jobs.copy'")
+	rows=$(sql "SELECT count(*) FROM bench_copy")
+	ms=$(echo "$out" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+	printf '{"scenario": "C", "name": "copy_%s", "rows": %d, "seconds": %s}\n' "$1" "$rows" \
+		"$(calc "$ms / 1000")" >>"$RUNS"
+	log "  COPY #$1: $rows rows in $ms ms ($(calc "$rows * 1000 / $ms") rows/s)"
+}
+
+# --- A, B, C ------------------------------------------------------------------
+if has A || has B; then
+	log "corpus: $MSGS messages over $PARTS partitions, without and with headers"
+	has A && corpus a events-a "$PARTS" --count "$MSGS" && CJ_A=$CORPUS_JSON
+	has B && corpus b events-b "$PARTS" --count "$MSGS" --headers && CJ_B=$CORPUS_JSON
+fi
+c_rep=0
+c_between() {
+	if has C && [ -f "$WORK/jobs.copy" ] && [ $c_rep -lt "$C_REPS" ]; then
+		c_rep=$((c_rep + 1))
+		copy_run $c_rep
+	fi
+}
+if has A; then
+	log "scenario A: drain throughput, body decoding"
+	first=1
+	for w in $WORKERS; do
+		drain_run A "a_w$w" events-a "$PARTS" "$w" "$CJ_A"
+		if [ $first = 1 ] && has C; then
+			# the rows C loads: exactly what this run inserted
+			sql "COPY (SELECT $COPY_COLS FROM sentry_relay.jobs ORDER BY id) TO '$WORK/jobs.copy'"
+			log "scenario C: COPY of the same $(sql 'SELECT count(*) FROM sentry_relay.jobs') job rows"
+			c_between
+		fi
+		first=0
+	done
+	c_between
+fi
+if has B; then
+	log "scenario B: drain throughput, header decoding"
+	for w in $WORKERS; do
+		drain_run B "b_w$w" events-b "$PARTS" "$w" "$CJ_B"
+	done
+	c_between
+fi
+while has C && [ -f "$WORK/jobs.copy" ] && [ $c_rep -lt "$C_REPS" ]; do c_between; done
+
+# --- P: profile of A with one worker ------------------------------------------
+if [ "$PERF" = 1 ] && has A; then
+	log "profile: scenario A, 1 worker, under perf record"
+	if drain_run P a_perf events-a "$PARTS" 1 "$CJ_A" perf && [ -s "$WORK/perf.data" ]; then
+		{
+			echo "# perf record -e cpu-clock -g on the relay worker, scenario A (1 worker), $(date -u +%FT%TZ)"
+			echo "## by shared object"
+			perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -v '^$' | head -25 || true
+			echo "## by symbol (self)"
+			perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
+				grep -v '^$' | head -70 || true
+			echo "## by symbol (children: inclusive, where frame pointers allow)"
+			perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none 2>/dev/null |
+				grep -v '^$' | head -60 || true
+		} >"$RAW/relay_perf.txt"
+	fi
+fi
+[ -n "${CJ_A:-}" ] && { sql "TRUNCATE sentry_relay.jobs"; }
+
+# --- D: latency ---------------------------------------------------------------
+if has D; then
+	d_msgs=$((D_RATE * D_SECONDS))
+	log "scenario D: $d_msgs messages at $D_RATE msg/s over $D_PARTS partitions, commit log one batch behind"
+	hdr=()
+	[ "$D_HEADERS" = 1 ] && hdr=(--headers)
+	$PY "$BENCH/relay_corpus.py" events "$WORK/d.txt" --topic events-d --partitions "$D_PARTS" \
+		--count "$d_msgs" --seed 7 "${hdr[@]}" >/dev/null
+	cp "$WORK/d.txt.json" "$RAW/corpus_d.json"
+	$PY "$BENCH/relay_latency.py" prepare "$WORK/d.txt" "$WORK/d" --partitions "$D_PARTS" \
+		--rate "$D_RATE" --tick 0.1 --topic events-d --group g_d >/dev/null
+	rm -f "$WORK/d.txt"
+	chmod -R a+rX "$WORK/d"
+	kafka create_topic events-d "$D_PARTS"
+	fresh_tables
+	start_stream d events-d "$D_PARTS" "$D_WORKERS"
+	$PY "$BENCH/relay_latency.py" run "$WORK/d" "$RAW/d_commits.tsv" \
+		<&"${KAFKA[0]}" >&"${KAFKA[1]}" 2>"$WORK/d_run.log"
+	cat "$WORK/d_run.log"
+	wait_sql "SELECT coalesce(sum(local_offset), 0) FROM sentry_relay.partitions WHERE stream = 'd'" "$d_msgs" 600
+	sql "COPY (SELECT partition, \"offset\", extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM sentry_relay.jobs WHERE stream = 'd') TO STDOUT" \
+		>"$WORK/d_jobs.tsv"
+	$PY "$BENCH/relay_latency.py" report "$RAW/d_commits.tsv" "$WORK/d_jobs.tsv" --json "$RAW/d_latency.json"
+	printf '{"scenario": "D", "name": "d", "rate": %d, "seconds": %d, "partitions": %d, "workers": %d, "headers": %d, "messages": %d, "latency": %s, "driver": %s, "batches": %s}\n' \
+		"$D_RATE" "$D_SECONDS" "$D_PARTS" "$D_WORKERS" "$D_HEADERS" "$d_msgs" "$(cat "$RAW/d_latency.json")" \
+		"$(cat "$RAW/d_commits.tsv.json")" "$(sql "SELECT sum(batches) FROM sentry_relay.workers WHERE stream = 'd'")" >>"$RUNS"
+	drop_stream d
+	rm -rf "$WORK/d"
+fi
+
+# --- E: memory ----------------------------------------------------------------
+# sample_start PID NAME / sample_stop: RSS sampler around a phase
+sample_start() {
+	rm -f "$WORK/sample.stop"
+	$PY "$BENCH/relay_rss.py" "$1" "$RAW/rss_$2.json" --reset --stop "$WORK/sample.stop" &
+	SAMPLER_PID=$!
+}
+sample_stop() {
+	touch "$WORK/sample.stop"
+	wait "$SAMPLER_PID" || true
+	SAMPLER_PID=
+}
+rss_now() { awk '/^(VmRSS|RssAnon|RssFile|RssShmem|VmHWM):/ {printf "\"%s\": %s, ", $1, $2}' "/proc/$1/status" | sed 's/:"/"/g; s/, $//'; }
+if has E; then
+	log "scenario E: worker memory, $E_MSGS-message backlog behind a stalled commit log"
+	fresh_tables
+	step=$(((E_MSGS + E_STEPS - 1) / E_STEPS))
+	$PY "$BENCH/relay_corpus.py" events "$WORK/e.txt" --topic events-e --partitions "$E_PARTS" \
+		--count "$E_MSGS" --size min --seed 11 >/dev/null
+	cp "$WORK/e.txt.json" "$RAW/corpus_e.json"
+	split -l "$step" -d -a 3 "$WORK/e.txt" "$WORK/e_part."
+	rm -f "$WORK/e.txt"
+	chmod 644 "$WORK"/e_part.*
+	kafka create_topic events-e "$E_PARTS"
+	start_stream e events-e "$E_PARTS" 1
+	pid=$(sql "SELECT pid FROM sentry_relay.workers WHERE stream = 'e'")
+	# the first step is relayed; then the writer stalls
+	kafka produce_file "$WORK/e_part.000"
+	first=$KREPLY
+	offs=
+	for p in $(seq 0 $((E_PARTS - 1))); do kafka end_offsets events-e "$p"; offs+="${KREPLY#* },"; done
+	commit_to e events-e "$E_PARTS" "${offs%,}"
+	wait_sql "SELECT coalesce(sum(local_offset), 0) FROM sentry_relay.partitions WHERE stream = 'e'" "$first" 300
+	sample_start "$pid" e_backlog
+	backlog=0
+	printf '{"scenario": "E", "name": "e_step", "backlog": 0, "rss": {%s}}\n' "$(rss_now "$pid")" >>"$RUNS"
+	for f in "$WORK"/e_part.*; do
+		[ "$f" = "$WORK/e_part.000" ] && continue
+		kafka produce_file "$f"
+		backlog=$((backlog + KREPLY))
+		rm -f "$f"
+		printf '{"scenario": "E", "name": "e_step", "backlog": %d, "rss": {%s}}\n' "$backlog" "$(rss_now "$pid")" >>"$RUNS"
+		log "  backlog $backlog: $(rss_now "$pid")"
+	done
+	check_retained events-e "$E_PARTS"
+	sample_stop
+	log "  drain of the $backlog-message backlog"
+	sample_start "$pid" e_drain
+	t0=$(now)
+	commit_to e events-e "$E_PARTS" "$(json_get "$RAW/corpus_e.json" per_partition | tr -d '[] ')"
+	wait_sql "SELECT coalesce(sum(local_offset), 0) FROM sentry_relay.partitions WHERE stream = 'e'" "$E_MSGS" 1800
+	t1=$(sql "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) FROM sentry_relay.jobs WHERE stream = 'e'")
+	sample_stop
+	printf '{"scenario": "E", "name": "e_drain", "backlog": %d, "messages": %d, "seconds": %s}\n' \
+		"$backlog" "$E_MSGS" "$(calc "$t1 - $t0")" >>"$RUNS"
+	drop_stream e
+
+	log "  $E_BIG-byte messages in the mix"
+	fresh_tables
+	kafka create_topic events-ebig 16
+	start_stream ebig events-ebig 16 1
+	pid=$(sql "SELECT pid FROM sentry_relay.workers WHERE stream = 'ebig'")
+	sample_start "$pid" e_big
+	$PY "$BENCH/relay_corpus.py" events "$WORK/ebig.txt" --topic events-ebig --partitions 16 \
+		--count 1600 --size min --big "8:$E_BIG" --seed 13 >/dev/null
+	cp "$WORK/ebig.txt.json" "$RAW/corpus_ebig.json"
+	chmod 644 "$WORK/ebig.txt"
+	kafka produce_file "$WORK/ebig.txt"
+	rm -f "$WORK/ebig.txt"
+	check_retained events-ebig 16
+	commit_to ebig events-ebig 16 "$(json_get "$RAW/corpus_ebig.json" per_partition | tr -d '[] ')"
+	wait_sql "SELECT coalesce(sum(local_offset), 0) FROM sentry_relay.partitions WHERE stream = 'ebig'" \
+		"$(json_get "$RAW/corpus_ebig.json" messages)" 600
+	sample_stop
+	got=$(sql "SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'ebig'")
+	printf '{"scenario": "E", "name": "e_big", "big_bytes": %d, "jobs": %d, "expected_jobs": %d}\n' \
+		"$E_BIG" "$got" "$(json_get "$RAW/corpus_ebig.json" jobs)" >>"$RUNS"
+	drop_stream ebig
+fi
+
+# --- F: scaling ---------------------------------------------------------------
+if has F; then
+	log "scenario F: throughput against partitions ($F_PART_MSGS messages, ~0.8 KB)"
+	for np in $F_PARTS; do
+		corpus "fp$np" "events-fp$np" "$np" --count "$F_PART_MSGS" --size 650 --seed $((100 + np))
+		drain_run F_parts "f_p$np" "events-fp$np" "$np" "$F_WORKERS" "$CORPUS_JSON"
+	done
+	log "scenario F: throughput against message size ($F_BYTES bytes each, 64 partitions)"
+	for sz in $F_SIZES; do
+		n=$((F_BYTES / sz))
+		corpus "fs$sz" "events-fs$sz" 64 --count "$n" --size "$sz" --seed $((200 + sz % 97))
+		drain_run F_size "f_s$sz" "events-fs$sz" 64 "$F_WORKERS" "$CORPUS_JSON"
+	done
+fi
+
+# --- report -------------------------------------------------------------------
+grep -E 'sentry_relay|ERROR|FATAL|PANIC|checkpoint complete' "$WORK/server.log" | tail -200 >"$RAW/server_excerpt.log" || true
+mkdir -p "$RESULTS"
+rm -rf "$RESULTS/relay_raw"
+
+cp -r "$RAW" "$RESULTS/relay_raw"
+cp "$RUNS" "$RESULTS/relay_raw/runs.jsonl"
+$PY "$BENCH/relay_report.py" --runs "$RUNS" --raw "$RESULTS/relay_raw" --json "$RESULTS/relay.json" \
+	--plots "$RESULTS" --quick "$QUICK" \
+	--server-version "$(sql 'SHOW server_version')" \
+	--settings "$(sql "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync', 'full_page_writes', 'wal_level', 'track_commit_timestamp', 'sentry_relay.batch_size', 'sentry_relay.batch_max_bytes', 'sentry_relay.batch_timeout', 'sentry_relay.queue_buffer')")" \
+	--elapsed $(($(date +%s) - START)) | tee "$RESULTS/relay.txt"
+if command -v gnuplot >/dev/null; then
+	points() { [ "$(grep -cv '^#' "$RESULTS/$1" 2>/dev/null)" -gt 0 ] && echo 1 || echo 0; }
+	rm -f "$RESULTS"/relay_*.png
+	(cd "$RESULTS" && gnuplot -e "have_workers=$(points relay_workers.dat); have_size=$(points relay_msgsize.dat); have_parts=$(points relay_partitions.dat)" \
+		"$BENCH/relay_plot.gp") && log "plots: $(cd "$RESULTS" && ls relay_*.png 2>/dev/null | tr '\n' ' ')"
+fi

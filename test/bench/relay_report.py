@@ -1,0 +1,304 @@
+#!/usr/bin/python3
+"""relay_report.py - the relay benchmark's report (test/bench/relay_bench.sh).
+
+Reads the runs (one JSON object per line, written by relay_bench.sh) and the
+raw files (corpus summaries, RSS samples, latencies, profile), prints a human
+table, writes the machine-readable summary (--json) and the data files the
+gnuplot script (relay_plot.gp) draws, into --plots.
+
+Standard library only.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+
+
+def load_runs(path):
+    runs = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                runs.append(json.loads(line))
+    return runs
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def mem_gb():
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                return round(int(line.split()[1]) / 1048576, 1)
+    except OSError:
+        return None
+
+
+def rd(raw, name):
+    p = os.path.join(raw, name)
+    if os.path.exists(p):
+        with open(p) as f:
+            return json.load(f)
+    return None
+
+
+def mb(kb):
+    return None if kb is None else round(kb / 1024, 1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", required=True)
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--plots", required=True)
+    ap.add_argument("--quick", default="0")
+    ap.add_argument("--server-version", default="")
+    ap.add_argument("--settings", default="")
+    ap.add_argument("--elapsed", type=int, default=0)
+    a = ap.parse_args()
+    runs = load_runs(a.runs)
+    out = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "quick": a.quick == "1",
+           "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "memory_gb": mem_gb(),
+                       "load_avg_at_end": os.getloadavg(), "kernel": platform.release()},
+           "server_version": a.server_version, "settings": a.settings, "elapsed_s": a.elapsed,
+           "corpus": {}, "scenarios": {}, "targets": []}
+    for name in sorted(os.listdir(a.raw)):
+        if name.startswith("corpus_") and name.endswith(".json"):
+            c = rd(a.raw, name)
+            c.pop("per_partition", None)
+            out["corpus"][name[7:-5]] = c
+    lines = []
+    p = lines.append
+    p("sentry_relay relay benchmark, %s%s" % (out["date"], " (QUICK mode: small counts)" if out["quick"] else ""))
+    p("machine: %d CPUs (%s), %s GB; PostgreSQL %s; load average at the end %.1f"
+      % (out["machine"]["cpus"], out["machine"]["cpu"], out["machine"]["memory_gb"], a.server_version,
+         out["machine"]["load_avg_at_end"][0]))
+    p("settings: " + a.settings)
+    if "a" in out["corpus"]:
+        c = out["corpus"]["a"]
+        s = c["insert_size"]
+        p("corpus A/B: %d messages over %d partitions (%d inserts, %d replacements, %d bad); "
+          "insert size median %d B, p99 %d B, max %d B, mean %d B; %.0f MB"
+          % (c["messages"], c["partitions"], c["jobs"], c["replacements"], c["bad"],
+             s["median"], s["p99"], s["max"], s["mean"], c["bytes"] / 1e6))
+    p("")
+
+    # --- C -------------------------------------------------------------------
+    copies = [r for r in runs if r["scenario"] == "C"]
+    c_rate = None
+    if copies:
+        rates = [r["rows"] / r["seconds"] for r in copies]
+        c_rate = statistics.median(rates)
+        out["scenarios"]["C"] = {"runs": [{"rows": r["rows"], "seconds": round(r["seconds"], 4),
+                                           "rows_per_s": round(r["rows"] / r["seconds"])} for r in copies],
+                                 "rows_per_s_median": round(c_rate)}
+
+    # --- A, B ----------------------------------------------------------------
+    def drain_rows(scen):
+        rows = []
+        for r in runs:
+            if r["scenario"] != scen:
+                continue
+            sec = r["seconds"]
+            d = {"name": r["name"], "workers": r["workers"], "partitions": r["partitions"],
+                 "messages": r["messages"], "jobs": r["jobs"], "seconds": round(sec, 4),
+                 "msgs_per_s": round(r["messages"] / sec), "jobs_per_s": round(r["jobs"] / sec),
+                 "batches": r.get("batches"), "worker_cpu_s": r.get("worker_cpu_s"),
+                 "worker_cpu_share": round(r["worker_cpu_s"] / sec / r["workers"], 2) if r.get("worker_cpu_s") is not None else None,
+                 "correct": r["jobs"] == r["expected_jobs"] and r["dead_letters"] == r["expected_dead"]}
+            if c_rate:
+                d["ratio_to_copy"] = round(d["jobs_per_s"] / c_rate, 3)
+            rows.append(d)
+        return rows
+
+    p("%-34s %8s %9s %10s %10s %9s %8s %6s" % ("A/B/C: drain throughput", "workers", "seconds",
+                                                 "msgs/s", "jobs/s", "x COPY", "correct", "busy"))
+    for scen, label in (("A", "A body decoding"), ("B", "B header decoding")):
+        rows = drain_rows(scen)
+        if rows:
+            out["scenarios"][scen] = rows
+        for d in rows:
+            p("%-34s %8d %9.3f %10d %10d %9s %8s %6s" % (label, d["workers"], d["seconds"], d["msgs_per_s"],
+                                                         d["jobs_per_s"], d.get("ratio_to_copy", "-"),
+                                                         "yes" if d["correct"] else "NO",
+                                                         "%d%%" % (100 * d["worker_cpu_share"])
+                                                         if d["worker_cpu_share"] is not None else "-"))
+    if copies:
+        for r in out["scenarios"]["C"]["runs"]:
+            p("%-34s %8s %9.3f %10s %10d" % ("C COPY of the same rows", "-", r["seconds"], "-", r["rows_per_s"]))
+        p("%-34s %8s %9s %10s %10d" % ("C median", "", "", "", c_rate))
+    prof = [r for r in runs if r["scenario"] == "P"]
+    if prof:
+        r = prof[0]
+        p("%-34s %8d %9.3f %10d %10d   (under perf: not a measurement)"
+          % ("profiled run of A", r["workers"], r["seconds"], r["messages"] / r["seconds"], r["jobs"] / r["seconds"]))
+    p("  (busy: the workers' CPU time / (elapsed time x workers))")
+    p("")
+
+    # --- D -------------------------------------------------------------------
+    d = [r for r in runs if r["scenario"] == "D"]
+    if d:
+        d = d[0]
+        out["scenarios"]["D"] = d
+        lat = d["latency"]
+        p("D latency at %d msg/s (%d partitions, %d worker(s), %s; achieved %.0f msg/s, %d late ticks):"
+          % (d["rate"], d["partitions"], d["workers"], "headers" if d["headers"] else "body decoding",
+             d["driver"]["achieved_rate"], d["driver"]["late_ticks"]))
+        p("  commit-log entry produced -> its last job committed: p50 %s ms, p99 %s ms, max %s ms, mean %s ms "
+          "(%d entries; %d with a job committed before the entry was sent)"
+          % (lat["p50_ms"], lat["p99_ms"], lat["max_ms"], lat["mean_ms"], lat["entries"], lat["early_entries"]))
+        p("  (the mock's own produce of the entry, send to ack: p50 %s ms, max %s ms)"
+          % (lat["produce_ack_p50_ms"], lat["produce_ack_max_ms"]))
+        p("")
+
+    # --- E -------------------------------------------------------------------
+    steps = [r for r in runs if r["scenario"] == "E" and r["name"] == "e_step"]
+    if steps:
+        e = {"backlog_steps": [], "phases": {}}
+        p("E worker memory (MB); private = RssAnon + RssFile; VmRSS/VmHWM also count touched shared_buffers")
+        p("  %-36s %10s %10s %10s" % ("backlog behind a stalled commit log", "private", "VmRSS", "RssShmem"))
+        for r in steps:
+            rs = r["rss"]
+            priv = rs.get("RssAnon", 0) + rs.get("RssFile", 0)
+            e["backlog_steps"].append({"backlog": r["backlog"], "private_mb": mb(priv), "vmrss_mb": mb(rs.get("VmRSS")),
+                                       "rssanon_mb": mb(rs.get("RssAnon")), "rssshmem_mb": mb(rs.get("RssShmem"))})
+            p("  %-36d %10.1f %10.1f %10.1f" % (r["backlog"], priv / 1024, rs.get("VmRSS", 0) / 1024,
+                                                rs.get("RssShmem", 0) / 1024))
+        for phase, label in (("e_backlog", "while the backlog grew"), ("e_drain", "draining the backlog"),
+                             ("e_big", "5 MB messages in the mix, draining")):
+            s = rd(a.raw, "rss_%s.json" % phase)
+            if not s:
+                continue
+            pk = s["peak_kb"]
+            e["phases"][phase] = {"samples": s["samples"], "peak_private_mb": mb(pk.get("private")),
+                                  "peak_rssanon_mb": mb(pk.get("RssAnon")), "peak_vmhwm_mb": mb(pk.get("VmHWM")),
+                                  "peak_rssshmem_mb": mb(pk.get("RssShmem"))}
+            p("  peak %-31s private %.1f, RssAnon %.1f, VmHWM %.1f (of which shared memory up to %.1f), %d samples"
+              % (label, pk.get("private", 0) / 1024, pk.get("RssAnon", 0) / 1024, pk.get("VmHWM", 0) / 1024,
+                 pk.get("RssShmem", 0) / 1024, s["samples"]))
+        dr = [r for r in runs if r["scenario"] == "E" and r["name"] == "e_drain"]
+        if dr:
+            e["drain"] = {"messages": dr[0]["messages"], "seconds": round(dr[0]["seconds"], 3),
+                          "msgs_per_s": round(dr[0]["messages"] / dr[0]["seconds"])}
+            p("  drain of %d small messages: %.1f s, %d msg/s" % (dr[0]["messages"], dr[0]["seconds"],
+                                                               e["drain"]["msgs_per_s"]))
+        big = [r for r in runs if r["scenario"] == "E" and r["name"] == "e_big"]
+        if big:
+            e["big"] = big[0]
+            p("  big-message topic: %d jobs of %d expected (%d messages of %d bytes)"
+              % (big[0]["jobs"], big[0]["expected_jobs"], out["corpus"].get("ebig", {}).get("big", 0),
+                 big[0]["big_bytes"]))
+        privs = [s["private_mb"] for s in e["backlog_steps"]]
+        e["backlog_private_growth_mb"] = round(max(privs) - min(privs), 1)
+        out["scenarios"]["E"] = e
+        p("")
+
+    # --- F -------------------------------------------------------------------
+    fp = drain_rows("F_parts")
+    fs = drain_rows("F_size")
+    if fp or fs:
+        out["scenarios"]["F"] = {"partitions": fp, "size": fs}
+        p("%-34s %10s %9s %10s %10s %8s" % ("F scaling", "mean size", "seconds", "msgs/s", "MB/s", "correct"))
+        for d in fp:
+            c = out["corpus"].get("fp%d" % d["partitions"], {})
+            d["mean_bytes"] = int(c.get("bytes", 0) / max(1, c.get("messages", 1)))
+            d["mb_per_s"] = round(c.get("bytes", 0) / 1e6 / d["seconds"], 1)
+            p("%-34s %10d %9.3f %10d %10.1f %8s" % ("%d partition(s), %d worker(s)" % (d["partitions"], d["workers"]),
+                                                    d["mean_bytes"], d["seconds"], d["msgs_per_s"], d["mb_per_s"],
+                                                    "yes" if d["correct"] else "NO"))
+        for d in fs:
+            nominal = int(d["name"].split("_s")[1])
+            c = out["corpus"].get("fs%d" % nominal, {})
+            d["nominal_bytes"] = nominal
+            d["mean_bytes"] = int(c.get("bytes", 0) / max(1, c.get("messages", 1)))
+            d["mb_per_s"] = round(c.get("bytes", 0) / 1e6 / d["seconds"], 1)
+            p("%-34s %10d %9.3f %10d %10.1f %8s" % ("size %s KB, %d partitions" % (nominal / 1024, d["partitions"]),
+                                                    d["mean_bytes"], d["seconds"], d["msgs_per_s"], d["mb_per_s"],
+                                                    "yes" if d["correct"] else "NO"))
+        p("")
+
+    # --- targets -------------------------------------------------------------
+    T = out["targets"]
+
+    def target(name, want, got, ok):
+        T.append({"target": name, "want": want, "measured": got, "met": ok})
+
+    A = {d["workers"]: d for d in out["scenarios"].get("A", [])}
+    B = {d["workers"]: d for d in out["scenarios"].get("B", [])}
+    if 2 in A and c_rate:
+        target("A, 2 workers, vs COPY", ">= 0.5x", A[2]["ratio_to_copy"], A[2]["ratio_to_copy"] >= 0.5)
+    if 2 in A:
+        target("A, 2 workers, msgs/s", ">= 50000", A[2]["msgs_per_s"], A[2]["msgs_per_s"] >= 50000)
+    if 1 in B and c_rate:
+        target("B, 1 worker, vs COPY", ">= 0.8x", B[1]["ratio_to_copy"], B[1]["ratio_to_copy"] >= 0.8)
+    if "D" in out["scenarios"]:
+        lat = out["scenarios"]["D"]["latency"]
+        if lat["p99_ms"] is not None:
+            target("D p99", "<= 20 ms", lat["p99_ms"], lat["p99_ms"] <= 20)
+            target("D max", "<= 100 ms", lat["max_ms"], lat["max_ms"] <= 100)
+    if "E" in out["scenarios"]:
+        ph = out["scenarios"]["E"]["phases"]
+        worst = max([ph[k]["peak_private_mb"] for k in ("e_backlog", "e_drain") if k in ph] or [0])
+        target("E peak private RSS, small-message backlog", "<= 64 MB", worst, worst <= 64)
+        if "e_big" in ph:
+            big = out["scenarios"]["E"].get("big", {}).get("big_bytes", 5000000)
+            lim = 64 + 2 * big / 1048576
+            target("E peak private RSS, big messages", "<= %.0f MB" % lim, ph["e_big"]["peak_private_mb"],
+                   ph["e_big"]["peak_private_mb"] <= lim)
+    for scen, rows in (("A", A), ("B", B)):
+        if 1 in rows and 2 in rows:
+            sp = round(rows[2]["msgs_per_s"] / rows[1]["msgs_per_s"], 2)
+            target("F: %s scales 1 -> 2 workers" % scen, "~2x (cores: %d)" % os.cpu_count(), sp, sp >= 1.6)
+    if fp:
+        rates = [d["msgs_per_s"] for d in fp]
+        drop = round(min(rates) / max(rates), 2)
+        target("F: no cliff with partitions (min/max)", ">= 0.5", drop, drop >= 0.5)
+    if T:
+        p("%-44s %-18s %12s %5s" % ("target (issue #5)", "wanted", "measured", "met"))
+        for t in T:
+            p("%-44s %-18s %12s %5s" % (t["target"], t["want"], t["measured"], "yes" if t["met"] else "NO"))
+        p("")
+    perf = os.path.join(a.raw, "relay_perf.txt")
+    if os.path.exists(perf):
+        out["profile_file"] = "relay_raw/relay_perf.txt"
+        p("profile of the worker (scenario A, 1 worker): %s" % perf)
+    p("total time %d s" % a.elapsed)
+
+    # --- plot data -----------------------------------------------------------
+    with open(os.path.join(a.plots, "relay_workers.dat"), "w") as f:
+        f.write("# workers A_msgs_per_s B_msgs_per_s C_rows_per_s A_jobs_per_s B_jobs_per_s\n")
+        for w in sorted(set(A) | set(B)):
+            f.write("%d %s %s %s %s %s\n" % (w, A.get(w, {}).get("msgs_per_s", "NaN"),
+                                             B.get(w, {}).get("msgs_per_s", "NaN"),
+                                             round(c_rate) if c_rate else "NaN",
+                                             A.get(w, {}).get("jobs_per_s", "NaN"),
+                                             B.get(w, {}).get("jobs_per_s", "NaN")))
+    with open(os.path.join(a.plots, "relay_msgsize.dat"), "w") as f:
+        f.write("# nominal_kb mean_bytes msgs_per_s mb_per_s\n")
+        for d in fs:
+            f.write("%g %d %d %s\n" % (d["nominal_bytes"] / 1024, d["mean_bytes"], d["msgs_per_s"], d["mb_per_s"]))
+    with open(os.path.join(a.plots, "relay_partitions.dat"), "w") as f:
+        f.write("# partitions msgs_per_s\n")
+        for d in fp:
+            f.write("%d %d\n" % (d["partitions"], d["msgs_per_s"]))
+
+    with open(a.json, "w") as f:
+        json.dump(out, f, indent=1)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1076 @@
+# SentryRelay::Chaos - the chaos soak of issue #6, shared by `make chaos`
+# (test/chaos/chaos.pl, CHAOS_SECONDS long, >= 200,000 messages) and the
+# 2-minute version in `make test` (test/t/070_chaos.pl, scaled down).
+#
+#   SentryRelay::Chaos::run(seconds => 900, messages => 200_000, partitions => 32);
+#
+# Setup: a 3-broker mock Kafka cluster, one PostgreSQL node running the
+# stream "chaos" (topic events, commit log snuba-commit-log, writer group
+# snuba-consumers).  Messages are produced all along the run: version 2
+# inserts with and without task headers, skip_consume inserts, replacement
+# operations (version 1 and 2), and bad messages (random bytes, truncated
+# JSON, unknown operations and versions).  The writer's commit log advances
+# in uneven steps and sometimes moves backwards.
+#
+# Faults, at seeded random times (print: "seed N"; rerun with CHAOS_SEED=N):
+# two independent timelines, each one fault at a time, each a shuffled deck
+# of all its kinds so that every kind comes up:
+#   PostgreSQL side: kill -9 of a worker (pid from sentry_relay.workers),
+#     an immediate shutdown and restart, stop_stream/start_stream, a
+#     rebalance by adding and removing a relay worker (alter_stream
+#     workers 2, then 1), and a rebalance by a foreign consumer joining and
+#     leaving the stream's consumer group;
+#   Kafka side: a broker down and up, request errors injected on Fetch,
+#     OffsetCommit, JoinGroup and Metadata (push_errors), added broker
+#     latency (rtt).
+#
+# Audit: test-only triggers on the relay's tables (schema chaos) record, in
+# the relay's own transactions, every job, dead letter, local-offset advance
+# and remote-offset change, and at commit (serialized by an advisory lock, so
+# the order of chaos.tx.commit_order is the commit order) the remote offset
+# in force.  See the README, "Chaos soak", for what is checked and why.
+package SentryRelay::Chaos;
+
+use strict;
+use warnings;
+use Digest::MD5 qw(md5_hex);
+use IPC::Run ();
+use JSON::PP ();
+use List::Util qw(shuffle min max sum0);
+use Time::HiRes qw(time usleep);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use SentryRelay::KafkaMock;
+use SentryRelay::Test;
+
+my $STREAM = 'chaos';
+my $TOPIC = 'events';
+my $CLOG = 'snuba-commit-log';
+my $GROUP = 'snuba-consumers';
+my $CGROUP = 'post-process-forwarder';
+my $PYTHON = '/usr/bin/python3';
+
+my @REPL_V2 = qw(start_delete_groups end_delete_groups start_merge end_merge
+  start_unmerge end_unmerge start_unmerge_hierarchical end_unmerge_hierarchical
+  start_delete_tag end_delete_tag tombstone_events replace_group exclude_groups);
+my @REPL_V1 = qw(delete delete_groups merge unmerge);
+
+my @PG_FAULTS = qw(kill9 pg_restart stop_start rebalance_alter rebalance_member);
+my @KAFKA_FAULTS = qw(broker_down errors_fetch errors_commit errors_join errors_metadata rtt);
+
+# ---------------------------------------------------------------------------
+# the audit: test-only schema, created by the soak after CREATE EXTENSION
+
+my $AUDIT_SQL = q{
+CREATE SCHEMA chaos;
+CREATE SEQUENCE chaos.commit_order;
+-- one row per relay transaction that wrote anything audited; commit_order and
+-- committed_at are set at commit time, under an advisory lock
+CREATE TABLE chaos.tx (xid xid8 PRIMARY KEY, commit_order bigint, committed_at timestamptz);
+CREATE TABLE chaos.job_audit (xid xid8 NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL);
+CREATE INDEX ON chaos.job_audit (partition, "offset");
+CREATE TABLE chaos.dead_audit (xid xid8 NOT NULL, topic text NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL);
+CREATE INDEX ON chaos.dead_audit (partition, "offset");
+-- local offset advances of the stream's partitions (partition_state updates)
+CREATE TABLE chaos.advances (id bigserial PRIMARY KEY, xid xid8 NOT NULL, partition int NOT NULL,
+    old_local bigint, new_local bigint);
+-- partitions whose remote_offsets rows a transaction wrote
+CREATE TABLE chaos.remote_touch (xid xid8 NOT NULL, partition int NOT NULL, PRIMARY KEY (xid, partition));
+-- at commit: the remote offset in force (min over followed groups) of each
+-- partition the transaction wrote a remote offset for ...
+CREATE TABLE chaos.remote_hist (xid xid8 NOT NULL, partition int NOT NULL, remote bigint,
+    PRIMARY KEY (xid, partition));
+-- ... and of each partition it enqueued jobs for, with its highest job offset
+CREATE TABLE chaos.gate (xid xid8 NOT NULL, partition int NOT NULL, max_offset bigint NOT NULL,
+    remote bigint, PRIMARY KEY (xid, partition));
+
+CREATE FUNCTION chaos.remote_now(p int) RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN count(*) = cardinality(s.synchronize_commit_groups) THEN min(r."offset") END
+      FROM sentry_relay.streams s
+      JOIN sentry_relay.remote_offsets r ON r.stream = s.name AND r.partition = p
+       AND r.consumer_group = ANY (s.synchronize_commit_groups)
+     WHERE s.name = 'chaos'
+     GROUP BY s.synchronize_commit_groups
+$$;
+
+CREATE FUNCTION chaos.mark() RETURNS void LANGUAGE sql AS $$
+    INSERT INTO chaos.tx (xid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING
+$$;
+
+CREATE FUNCTION chaos.on_jobs() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO chaos.job_audit SELECT pg_current_xact_id(), n.partition, n."offset"
+      FROM new_rows n WHERE n.stream = 'chaos';
+    IF FOUND THEN PERFORM chaos.mark(); END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER chaos_jobs AFTER INSERT ON sentry_relay.jobs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chaos.on_jobs();
+
+CREATE FUNCTION chaos.on_dead() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO chaos.dead_audit SELECT pg_current_xact_id(), n.topic, n.partition, n."offset"
+      FROM new_rows n WHERE n.stream = 'chaos';
+    IF FOUND THEN PERFORM chaos.mark(); END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER chaos_dead AFTER INSERT ON sentry_relay.dead_letters
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chaos.on_dead();
+
+CREATE FUNCTION chaos.on_partition() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO chaos.advances (xid, partition, old_local, new_local)
+    VALUES (pg_current_xact_id(), NEW.partition, OLD.local_offset, NEW.local_offset);
+    PERFORM chaos.mark();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER chaos_partition AFTER UPDATE ON sentry_relay.partition_state
+    FOR EACH ROW WHEN (NEW.stream = 'chaos' AND OLD.local_offset IS DISTINCT FROM NEW.local_offset)
+    EXECUTE FUNCTION chaos.on_partition();
+
+CREATE FUNCTION chaos.on_remote() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO chaos.remote_touch VALUES (pg_current_xact_id(), NEW.partition) ON CONFLICT DO NOTHING;
+    PERFORM chaos.mark();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER chaos_remote AFTER INSERT OR UPDATE ON sentry_relay.remote_offsets
+    FOR EACH ROW WHEN (NEW.stream = 'chaos') EXECUTE FUNCTION chaos.on_remote();
+
+-- At commit (deferred), one call per audited transaction.  The advisory
+-- lock is taken by every audited transaction at this point and held until
+-- its commit, so audited commits are serialized: what this function reads
+-- after taking it is exactly what is in force when this transaction commits
+-- (its own writes included), and commit_order is the commit order.
+CREATE FUNCTION chaos.at_commit() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7270601);
+    UPDATE chaos.tx SET commit_order = nextval('chaos.commit_order'), committed_at = clock_timestamp()
+     WHERE xid = pg_current_xact_id();
+    INSERT INTO chaos.remote_hist
+    SELECT t.xid, t.partition, chaos.remote_now(t.partition)
+      FROM chaos.remote_touch t WHERE t.xid = pg_current_xact_id();
+    INSERT INTO chaos.gate
+    SELECT j.xid, j.partition, max(j."offset"), chaos.remote_now(j.partition)
+      FROM chaos.job_audit j WHERE j.xid = pg_current_xact_id()
+     GROUP BY j.xid, j.partition;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER chaos_at_commit AFTER INSERT ON chaos.tx
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION chaos.at_commit();
+};
+
+# ---------------------------------------------------------------------------
+# state of one run
+
+my ($node, $kafka, $P, $seed, $logdir);
+my (@high, @sent, @maxsent, @bytes);    # per partition (the writer's view)
+my ($seq, @class, %dead_md5);          # per produced message (by seq)
+my %injected;                          # fault kind => count
+my %seen;                              # fault kind => count seen in the view
+my @observe;                           # pending observations
+my %active;                            # faults in progress
+my ($brokers_down, $backwards, $clog_entries, $produce_failures) = (0, 0, 0, 0);
+my $member_not_joined = 0;    # foreign consumers the group never took in
+my (@pg_deck, @kafka_deck);    # the faults left in each timeline's deck
+my (%totals, %last_slot);              # workers view counters over epochs
+my @COUNTERS = qw(messages jobs skipped dead_letters batches restarts kafka_errors
+  broker_waits rebalances commit_failures remote_backwards gated);
+
+sub sql_try { return SentryRelay::Test::try_psql($node, $_[0]) }
+
+# produce_file of [[topic, partition, key, value, headers], ...], through one
+# reused file
+my $produce_file;
+
+sub produce_lines
+{
+	my ($msgs) = @_;
+	$produce_file //= PostgreSQL::Test::Utils::tempdir() . '/produce.txt';
+	open(my $fh, '>', $produce_file) or die "$produce_file: $!";
+	print $fh SentryRelay::KafkaMock::format_produce_line(@$_), "\n" for @$msgs;
+	close $fh;
+	return $kafka->produce_file($produce_file);
+}
+
+# Run $sql until it succeeds (the server may be restarting); dies after $timeout.
+sub sql_retry
+{
+	my ($sql, $timeout) = @_;
+	my $deadline = time + ($timeout // 90);
+	while (time < $deadline)
+	{
+		my $r = sql_try($sql);
+		return $r if defined $r;
+		usleep(200_000);
+	}
+	die "could not run after retries: $sql\n";
+}
+
+# ---------------------------------------------------------------------------
+# messages
+
+sub insert_headers
+{
+	my ($s, %o) = @_;
+	my $h = event_headers(seq => $s);
+	if ($o{skip})
+	{
+		$_->[1] = '1' for grep { $_->[0] eq 'skip_consume' } @$h;
+	}
+	return $h;
+}
+
+# One message: (class, value, headers): class J (a job), S (skipped: no
+# job by design) or D (undecodable: a dead letter).
+sub gen_message
+{
+	my ($s) = @_;
+	my $r = rand();
+	my $json = JSON::PP->new->canonical;
+	if ($r < 0.42)
+	{
+		return ('J', event_message(seq => $s), insert_headers($s));
+	}
+	if ($r < 0.62)
+	{
+		return ('J', event_message(seq => $s), undef);
+	}
+	if ($r < 0.70)
+	{
+		return ('S', event_message(seq => $s, skip_consume => 1),
+			rand() < 0.5 ? insert_headers($s, skip => 1) : undef);
+	}
+	if ($r < 0.82)
+	{
+		my $body = { project_id => 1, group_ids => [ 100 + $s % 7 ], transaction_id => sprintf('%032x', $s) };
+		if (rand() < 0.7)
+		{
+			my $op = $REPL_V2[ int(rand(@REPL_V2)) ];
+			return ('S', $json->encode([ 2, $op, $body ]),
+				rand() < 0.5 ? [ [ 'version', '2' ], [ 'operation', $op ] ] : undef);
+		}
+		my $op = $REPL_V1[ int(rand(@REPL_V1)) ];
+		return ('S', $json->encode([ 1, $op, $body ]), undef);
+	}
+	my $k = rand();
+	if ($k < 0.34)
+	{
+		my $len = 1 + int(rand(200));
+		return ('D', "\xff" . join('', map { chr(int(rand(256))) } 1 .. $len), undef);
+	}
+	if ($k < 0.67)
+	{
+		my $m = event_message(seq => $s);
+		return ('D', substr($m, 0, 1 + int(rand(length($m) - 2))), undef);
+	}
+	if ($k < 0.85)
+	{
+		my $op = 'frobnicate_' . int(rand(5));
+		return ('D', $json->encode([ 2, $op, { project_id => 1 } ]),
+			rand() < 0.5 ? [ [ 'version', '2' ], [ 'operation', $op ] ] : undef);
+	}
+	return ('D', $json->encode([ 9, 'insert', { project_id => 1 } ]), undef);
+}
+
+# Produce $n messages into random partitions; returns how many were
+# produced (0 on failure: then the high watermarks are re-read).
+sub produce_chunk
+{
+	my ($n) = @_;
+	my @lines;
+	my %per;
+	for (1 .. $n)
+	{
+		my $s = $seq++;
+		my $p = int(rand($P));
+		my ($c, $v, $h) = gen_message($s);
+		$class[$s] = $c;
+		$dead_md5{$s} = md5_hex($v) if $c eq 'D';
+		push @lines, [ $TOPIC, $p, "c$s", $v, $h ];
+		$per{$p}++;
+		$bytes[$p] += length($v) + 120;
+	}
+	my $ok = eval { produce_lines(\@lines); 1 };
+	if ($ok)
+	{
+		$high[$_] += $per{$_} for keys %per;
+		return $n;
+	}
+	$produce_failures++;
+	note("produce failed: $@");
+	refresh_high();
+	return 0;
+}
+
+# Re-read the high watermarks (after a failed produce); undef entries are
+# retried at the next commit step.
+sub refresh_high
+{
+	for my $p (0 .. $P - 1)
+	{
+		my ($lo, $hi) = eval { $kafka->end_offsets($TOPIC, $p) };
+		$high[$p] = $hi if defined $hi && $hi >= 0;
+	}
+}
+
+# The writer commits: a random subset of partitions moves by an uneven
+# step, now and then backwards.
+sub commit_step
+{
+	my ($final) = @_;
+	my @msgs;
+	my @parts = $final ? (0 .. $P - 1) : grep { rand() < 0.4 } 0 .. $P - 1;
+	for my $p (@parts)
+	{
+		my $new;
+		if ($final)
+		{
+			$new = $final->[$p];
+		}
+		elsif ($sent[$p] > 0 && rand() < 0.08)
+		{
+			$new = max(0, $sent[$p] - 1 - int(rand(min($sent[$p], 400))));
+			$backwards++;
+		}
+		else
+		{
+			my $k = rand();
+			my $step = $k < 0.3 ? 1 + int(rand(5)) : $k < 0.7 ? int(rand(60)) : $k < 0.9 ? int(rand(600)) : 1e9;
+			$new = min($high[$p], $sent[$p] + $step);
+		}
+		next if $new == $sent[$p] && !$final;
+		my ($ck, $cv) = SentryRelay::KafkaMock::commit_log_message($TOPIC, $p, $GROUP, $new);
+		push @msgs, [ $CLOG, 0, $ck, $cv ];
+		$sent[$p] = $new;
+		$maxsent[$p] = max($maxsent[$p], $new);    # even if the produce fails
+	}
+	return 1 unless @msgs;
+	my $ok = eval { produce_lines(\@msgs); 1 };
+	$clog_entries += @msgs if $ok;
+	note("commit log produce failed: $@") unless $ok;
+	return $ok;
+}
+
+# ---------------------------------------------------------------------------
+# the workers view: counters summed over epochs (a stop_stream, a crash or a
+# restart of PostgreSQL starts a slot's counters from zero again)
+
+sub workers_snapshot
+{
+	my $cols = join(', ', @COUNTERS);
+	my $r = sql_try(qq{SELECT worker, coalesce(pid, 0), status, cardinality(partitions),
+	  extract(epoch FROM started_at)::numeric(20,3), $cols FROM sentry_relay.workers WHERE stream = '$STREAM' ORDER BY worker});
+	return undef unless defined $r;
+	my @w;
+	for my $line (split /\n/, $r)
+	{
+		my @f = split /\|/, $line;
+		my %h = (worker => $f[0], pid => $f[1], status => $f[2], nparts => $f[3], started => $f[4] || 0);
+		@h{@COUNTERS} = @f[ 5 .. $#f ];
+		push @w, \%h;
+	}
+	return \@w;
+}
+
+sub accumulate
+{
+	my ($snap) = @_;
+	for my $w (@$snap)
+	{
+		my $last = $last_slot{ $w->{worker} };
+		if ($last && grep { $w->{$_} < $last->{$_} } @COUNTERS)
+		{
+			$totals{$_} += $last->{$_} for @COUNTERS;    # a new epoch
+		}
+		$last_slot{ $w->{worker} } = { %$w };
+	}
+}
+
+sub flush_totals
+{
+	for my $last (values %last_slot)
+	{
+		$totals{$_} += $last->{$_} for @COUNTERS;
+	}
+	%last_slot = ();
+}
+
+# counters of the current snapshot, summed over workers
+sub sum_of
+{
+	my ($snap, $k) = @_;
+	return sum0(map { $_->{$k} } @$snap);
+}
+
+# an observation: within $timeout s, $cond->($snapshot) must become true
+sub expect_seen
+{
+	my ($kind, $timeout, $cond) = @_;
+	my $o = { kind => $kind, deadline => time + $timeout, cond => $cond };
+	push @observe, $o;
+	return $o;
+}
+
+sub check_observations
+{
+	my ($snap) = @_;
+	my @keep;
+	for my $o (@observe)
+	{
+		next if $o->{cancelled};
+		if ($snap && $o->{cond}->($snap))
+		{
+			$seen{ $o->{kind} }++;
+		}
+		elsif (time < $o->{deadline})
+		{
+			push @keep, $o;
+		}
+		else
+		{
+			diag("fault $o->{kind}: not seen in the workers view before its deadline");
+		}
+	}
+	@observe = @keep;
+}
+
+# a counter (summed over the stream's workers, and over epochs) went up
+sub counter_rises
+{
+	my ($k) = @_;
+	my $base = ($totals{$k} // 0) + sum0(map { $_->{$k} } values %last_slot);
+	return sub {
+		my $now = ($totals{$k} // 0) + sum0(map { $_->{$k} } values %last_slot);
+		return $now > $base;
+	};
+}
+
+# ---------------------------------------------------------------------------
+# faults
+
+sub fault_pg
+{
+	my ($kind, $now) = @_;
+	my $t0 = time;
+	if ($kind eq 'kill9')
+	{
+		my $snap = workers_snapshot() or return 0;
+		my @pids = grep { $_ > 0 } map { $_->{pid} } @$snap;
+		return 0 unless @pids;
+		my $pid = $pids[ int(rand(@pids)) ];
+		return 0 unless kill('KILL', $pid);
+		note(sprintf("%.1f s: kill -9 worker %d", $now, $pid));
+		expect_seen('kill9', 120, sub {
+			my ($s) = @_;
+			return @$s && !grep { $_->{pid} == $pid || $_->{started} < $t0 || $_->{status} ne 'running' } @$s;
+		});
+		return 1;
+	}
+	if ($kind eq 'pg_restart')
+	{
+		note(sprintf("%.1f s: immediate shutdown and restart", $now));
+		$node->stop('immediate');
+		$node->start;
+		expect_seen('pg_restart', 120, sub {
+			my ($s) = @_;
+			return @$s && !grep { $_->{started} < $t0 || $_->{status} ne 'running' } @$s;
+		});
+		return 1;
+	}
+	if ($kind eq 'stop_start')
+	{
+		sql_retry(qq{SELECT sentry_relay.stop_stream('$STREAM')});
+		my $hold = 1 + rand(5);
+		note(sprintf("%.1f s: stop_stream for %.1f s", $now, $hold));
+		$active{stop_start} = { until => time + $hold, t0 => $t0, saw_none => 0 };
+		return 1;
+	}
+	if ($kind eq 'rebalance_alter')
+	{
+		sql_retry(qq{SELECT sentry_relay.alter_stream('$STREAM', workers => 2)});
+		my $hold = 5 + rand(10);
+		note(sprintf("%.1f s: alter_stream workers 2 for %.1f s", $now, $hold));
+		my $a = $active{rebalance_alter} = { until => time + $hold, t0 => $t0 };
+		# both workers hold partitions at once, and they rebalanced; the
+		# second worker stays until then (a broker outage can delay it)
+		my $reb = counter_rises('rebalances');
+		expect_seen('rebalance_alter', 90, sub {
+			my ($s) = @_;
+			# (not status 'running': see the README on 'waiting for broker')
+			return $a->{seen} = (grep { $_->{nparts} > 0 } @$s) == 2 && $reb->();
+		});
+		return 1;
+	}
+	if ($kind eq 'rebalance_member')
+	{
+		my $hold = 4 + rand(8);
+		# it stays $hold s once the group has taken it in (injected JoinGroup
+		# errors can delay that), at most 30 s
+		my $code = sprintf(q{
+import time
+from confluent_kafka import Consumer
+c = Consumer({'bootstrap.servers': '%s', 'group.id': '%s', 'enable.auto.commit': False,
+              'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500, 'max.poll.interval.ms': 10000,
+              'enable.partition.eof': False, 'client.id': 'chaos-foreign-member'})
+joined = []
+c.subscribe(['%s'], on_assign=lambda cons, parts: joined.append((time.time(), len(parts))))
+end = time.time() + 30
+while time.time() < end and not (joined and time.time() > joined[0][0] + %.1f):
+    c.poll(0.2)
+c.close()
+print('joined, %%d partition(s)' %% joined[0][1] if joined else 'never joined')
+}, $kafka->bootstrap, $CGROUP, $TOPIC, $hold);
+		my ($out, $err) = ('', '');
+		my $h = IPC::Run::start([ $PYTHON, '-c', $code ], '<', \undef, '>', \$out, '2>', \$err);
+		note(sprintf("%.1f s: a foreign consumer joins the group for %.1f s", $now, $hold));
+		my $reb = counter_rises('rebalances');
+		my $obs = expect_seen('rebalance_member', 60, $reb);
+		$active{rebalance_member} = { until => time + 45, h => $h, t0 => $t0, out => \$out, obs => $obs };
+		return 1;
+	}
+	die "unknown fault $kind";
+}
+
+# end PostgreSQL-side faults whose time has come; true if none is active
+sub end_pg_faults
+{
+	my ($force) = @_;
+	if (my $a = $active{stop_start})
+	{
+		my $snap = workers_snapshot();
+		$a->{saw_none} = 1 if $snap && !@$snap;
+		if ($force || time >= $a->{until})
+		{
+			# the workers leave the view when stopped: wait for that first
+			$a->{saw_none} ||= wait_until($node,
+				qq{SELECT count(*) = 0 FROM sentry_relay.workers WHERE stream = '$STREAM'}, 60);
+			sql_retry(qq{SELECT sentry_relay.start_stream('$STREAM')});
+			my $t1 = time;
+			my $saw_none = $a->{saw_none};
+			expect_seen('stop_start', 90, sub {
+				my ($s) = @_;
+				return $saw_none && @$s && !grep { $_->{started} < $t1 || $_->{status} ne 'running' } @$s;
+			});
+			delete $active{stop_start};
+		}
+	}
+	if (my $a = $active{rebalance_alter})
+	{
+		# at the end, give the second worker its chance to be seen first
+		while ($force && !$a->{seen} && time < $a->{until} + 75)
+		{
+			my $snap = workers_snapshot();
+			accumulate($snap) if $snap;
+			check_observations($snap);
+			usleep(250_000);
+		}
+		if ($force || (time >= $a->{until} && $a->{seen}) || time >= $a->{until} + 75)
+		{
+			sql_retry(qq{SELECT sentry_relay.alter_stream('$STREAM', workers => 1)});
+			delete $active{rebalance_alter};
+		}
+	}
+	if (my $a = $active{rebalance_member})
+	{
+		# at the end too, it leaves by itself (at most 30 s)
+		while ($force && $a->{h}->pumpable && time < $a->{until})
+		{
+			eval { $a->{h}->pump_nb; 1 };
+			my $snap = workers_snapshot();
+			accumulate($snap) if $snap;
+			check_observations($snap);
+			usleep(250_000);
+		}
+		eval { $a->{h}->pump_nb; 1 };
+		if (!$a->{h}->pumpable || time >= $a->{until})
+		{
+			eval { $a->{h}->kill_kill(grace => 5); 1 } if $a->{h}->pumpable;
+			eval { $a->{h}->finish; 1 };
+			note("foreign consumer: " . ${ $a->{out} });
+			if (${ $a->{out} } !~ /^joined/)
+			{
+				# the group never took it in: no rebalance happened, so
+				# nothing to see; reported, and not counted as injected
+				$a->{obs}{cancelled} = 1;
+				$injected{rebalance_member}--;
+				$member_not_joined++;
+				unshift @pg_deck, 'rebalance_member' unless $force;    # try again
+			}
+			delete $active{rebalance_member};
+		}
+	}
+	return !grep { exists $active{$_} } @PG_FAULTS;
+}
+
+sub fault_kafka
+{
+	my ($kind, $now) = @_;
+	if ($kind eq 'broker_down')
+	{
+		my $id = 1 + int(rand(3));
+		my $hold = 2 + rand(6);
+		$kafka->broker_down($id);
+		$brokers_down = 1;
+		note(sprintf("%.1f s: broker %d down for %.1f s", $now, $id, $hold));
+		$active{broker_down} = { until => time + $hold, id => $id };
+		my $w = counter_rises('broker_waits');
+		my $e = counter_rises('kafka_errors');
+		expect_seen('broker_down', $hold + 30, sub { $w->() || $e->() });
+		return 1;
+	}
+	if ($kind eq 'rtt')
+	{
+		my $id = 1 + int(rand(3));
+		my $ms = 50 + int(rand(750));
+		my $hold = 3 + rand(7);
+		$kafka->rtt($id, $ms);
+		note(sprintf("%.1f s: broker %d rtt %d ms for %.1f s", $now, $id, $ms, $hold));
+		$active{rtt} = { until => time + $hold, id => $id };
+		return 1;
+	}
+	my %api = (errors_fetch => [ 1, [ 6, 7, -195, 1 ] ], errors_commit => [ 8, [ 7, 15, 16, 27 ] ],
+		errors_join => [ 11, [ 15, 16, 27 ] ], errors_metadata => [ 3, [ 5, 7 ] ]);
+	my ($key, $codes) = @{ $api{$kind} or die "unknown fault $kind" };
+	my $count = 2 + int(rand(12));
+	my @errs = map { $codes->[ int(rand(@$codes)) ] } 1 .. $count;
+	$kafka->push_errors($key, $count, @errs);
+	note(sprintf("%.1f s: push_errors %s (api %d): %s", $now, $kind, $key, join(',', @errs)));
+	if ($kind eq 'errors_commit')
+	{
+		my $c = counter_rises('commit_failures');
+		expect_seen_soft('errors_commit', 30, $c);
+	}
+	else
+	{
+		my $e = counter_rises('kafka_errors');
+		expect_seen_soft($kind, 30, $e);
+	}
+	return 1;
+}
+
+# faults that a client may absorb without seeing them (librdkafka retries
+# most request errors internally): reported, not required
+my %soft_seen;
+my @soft;
+
+sub expect_seen_soft
+{
+	my ($kind, $timeout, $cond) = @_;
+	push @soft, { kind => $kind, deadline => time + $timeout, cond => $cond };
+}
+
+sub check_soft
+{
+	my @keep;
+	for my $o (@soft)
+	{
+		if ($o->{cond}->()) { $soft_seen{ $o->{kind} }++ }
+		elsif (time < $o->{deadline}) { push @keep, $o }
+	}
+	@soft = @keep;
+}
+
+sub end_kafka_faults
+{
+	my ($force) = @_;
+	if (my $a = $active{broker_down})
+	{
+		if ($force || time >= $a->{until})
+		{
+			$kafka->broker_up($a->{id});
+			$brokers_down = 0;
+			delete $active{broker_down};
+		}
+	}
+	if (my $a = $active{rtt})
+	{
+		if ($force || time >= $a->{until})
+		{
+			$kafka->rtt($a->{id}, 0);
+			delete $active{rtt};
+		}
+	}
+	return !exists $active{broker_down} && !exists $active{rtt};
+}
+
+# ---------------------------------------------------------------------------
+
+sub run
+{
+	my (%o) = @_;
+	my $seconds = $o{seconds} // 900;
+	my $target = $o{messages} // 200_000;
+	$P = $o{partitions} // 32;
+	$seed = $o{seed} // $ENV{CHAOS_SEED} // (time() ^ ($$ << 8)) % 1_000_000_000;
+	srand($seed);
+	my $t_start = time;
+	diag("chaos soak: seed $seed (rerun with CHAOS_SEED=$seed), $seconds s, "
+		  . "$target messages over $P partitions"
+		  . ($o{scaled} ? " (scaled down from the full soak's 200,000: $o{scaled})" : ''));
+
+	@high = (0) x $P;
+	@sent = (0) x $P;
+	@maxsent = (0) x $P;
+	@bytes = (0) x $P;
+	$seq = 0;
+
+	$kafka = SentryRelay::KafkaMock->new(brokers => 3);
+	$kafka->create_topic($TOPIC, $P, 1);
+	$kafka->create_topic($CLOG, 1, 1);
+	$node = relay_node('chaos', $kafka, 'sentry_relay.batch_size' => 300,
+		restart_after_crash => 'on', log_min_messages => 'info');
+	$node->safe_psql('postgres', $AUDIT_SQL);
+
+	# a backlog before the stream starts, the rest produced along the run
+	my $backlog = int($target * 0.15);
+	for (my $n = 0; $n < $backlog;)
+	{
+		$n += produce_chunk(min(5000, $backlog - $n)) || die "could not produce the backlog";
+	}
+	commit_step();
+	create_errors_stream($node, name => $STREAM, topic => $TOPIC, commit_log => $CLOG,
+		groups => [$GROUP], consumer_group => $CGROUP);
+
+	my $setup = time - $t_start;
+	my $reserve = max(40, 0.1 * $seconds);
+	my $phase = max(30, $seconds - $setup - $reserve);
+	my $t0 = time;
+	my $t_end = $t0 + $phase;
+	my $produce_until = $t0 + 0.85 * $phase;
+	my $gap = min(20, max(2.5, $phase / 25));    # mean gap between faults of a timeline
+	my ($pg_decks, $kafka_decks) = (0, 0);
+	# the next fault: a random gap, short enough in the first deck that
+	# every kind comes up before the end
+	my $next_gap = sub {
+		my ($left, $decks) = @_;
+		my $g = $gap * (0.3 + rand(1.4));
+		$g = min($g, ($t_end - time) / ($left + 2)) if $decks <= 1;
+		return time + $g;
+	};
+	my $next_pg = $t0 + 3 + rand($gap);
+	my $next_kafka = $t0 + 1 + rand($gap);
+	my $next_commit = $t0;
+	diag(sprintf("setup %.0f s; faults for %.0f s (one every ~%.0f s per timeline)", $setup, $phase, $gap));
+
+	while (time < $t_end)
+	{
+		my $now = time;
+		# production, paced to reach the target at 85% of the phase
+		if (!$brokers_down)
+		{
+			my $due = $now >= $produce_until ? $target
+			  : $backlog + int(($target - $backlog) * ($now - $t0) / ($produce_until - $t0));
+			my $chunk = min(2000, $due - $seq);
+			produce_chunk($chunk) if $chunk > 0;
+		}
+		if (!$brokers_down && $now >= $next_commit)
+		{
+			commit_step();
+			$next_commit = $now + 0.2 + rand(1.3);
+		}
+		if ($now >= $next_pg && end_pg_faults(0))
+		{
+			@pg_deck = shuffle(@PG_FAULTS), $pg_decks++ unless @pg_deck;
+			my $kind = shift @pg_deck;
+			if (fault_pg($kind, $now - $t0))
+			{
+				$injected{$kind}++;
+				$next_pg = $next_gap->(scalar @pg_deck, $pg_decks);
+			}
+			else
+			{
+				unshift @pg_deck, $kind;    # not possible now (no worker yet): soon
+				$next_pg = time + 0.5;
+			}
+		}
+		if ($now >= $next_kafka && end_kafka_faults(0))
+		{
+			@kafka_deck = shuffle(@KAFKA_FAULTS), $kafka_decks++ unless @kafka_deck;
+			my $kind = shift @kafka_deck;
+			$injected{$kind}++ if fault_kafka($kind, $now - $t0);
+			$next_kafka = $next_gap->(scalar @kafka_deck, $kafka_decks);
+		}
+		end_pg_faults(0);
+		end_kafka_faults(0);
+		my $snap = workers_snapshot();
+		accumulate($snap) if $snap;
+		check_observations($snap);
+		check_soft();
+		# scheduling, not waiting for a condition: the loop's next tick
+		usleep(100_000);
+	}
+
+	# ---- the end: faults off, the last messages, the writer's final commits
+	end_pg_faults(1);
+	end_kafka_faults(1);
+	diag(sprintf("faults stopped after %.0f s", time - $t0));
+	while ($seq < $target)
+	{
+		produce_chunk(min(5000, $target - $seq)) or usleep(200_000);
+	}
+	refresh_high();
+	my @final;
+	for my $p (0 .. $P - 1)
+	{
+		# a quarter of the partitions end below their high watermark
+		$final[$p] = $p % 4 == 3 ? $maxsent[$p] + int(rand($high[$p] - $maxsent[$p] + 1)) : $high[$p];
+		$final[$p] = max($final[$p], $maxsent[$p]);
+	}
+	for (1 .. 20)
+	{
+		last if commit_step(\@final);
+	}
+	my $want = join(',', map { "$_:$final[$_]:$final[$_]:SYNCHRONIZED" } 0 .. $P - 1);
+	my $parts_sql = qq{SELECT string_agg(partition || ':' || coalesce(local_offset::text, '-') || ':'
+	  || coalesce(remote_offset::text, '-') || ':' || state, ',' ORDER BY partition)
+	  FROM sentry_relay.partitions WHERE stream = '$STREAM'};
+	my $deadline = time + max(120, $reserve * 2);
+	my $got = '';
+	while (time < $deadline)
+	{
+		$got = sql_try($parts_sql) // '';
+		last if $got eq $want;
+		my $snap = workers_snapshot();
+		accumulate($snap) if $snap;
+		check_observations($snap);
+		check_soft();
+		usleep(250_000);
+	}
+	is($got, $want, "every partition synchronized at its final remote offset");
+
+	# no crash loop: the worker has run for 10 s, and still is the same one
+	ok(wait_until($node, qq{SELECT count(*) = 1 AND bool_and(status = 'running' AND started_at < now() - interval '10 s')
+	  FROM sentry_relay.workers WHERE stream = '$STREAM'}, 120), 'one worker, running for 10 s');
+	my $steady = $node->safe_psql('postgres', qq{SELECT pid || ' ' || restarts FROM sentry_relay.workers WHERE stream = '$STREAM'});
+	while (@observe && time < max(map { $_->{deadline} } @observe))
+	{
+		my $snap = workers_snapshot();
+		accumulate($snap) if $snap;
+		check_observations($snap);
+		usleep(250_000);
+	}
+	check_observations(workers_snapshot());
+	check_soft();
+	my $final_snap = workers_snapshot();
+	accumulate($final_snap);
+
+	my $counts = check_accounting(\@final);
+
+	is($node->safe_psql('postgres', qq{SELECT pid || ' ' || restarts FROM sentry_relay.workers WHERE stream = '$STREAM'}),
+		$steady, 'no restart while the checks ran (no crash loop)');
+	flush_totals();
+	report($counts, \@final, time - $t_start);
+
+	$node->stop;
+	$kafka->stop;
+}
+
+sub check_accounting
+{
+	my ($final) = @_;
+	my $tmp = PostgreSQL::Test::Utils::tempdir();
+
+	# retention must not have dropped anything
+	my @low = map { my ($lo) = $kafka->end_offsets($TOPIC, $_); $lo } 0 .. $P - 1;
+	is(join(',', grep { $low[$_] != 0 } 0 .. $P - 1), '', 'no partition lost messages to the mock\'s retention');
+	refresh_high();
+	diag(sprintf("largest partition: %.1f MB", max(@bytes) / 1e6));
+
+	# read back what Kafka holds: partition, offset, key
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'kcat', '-C', '-b', $kafka->bootstrap, '-t', $TOPIC, '-o', 'beginning', '-e', '-q',
+			'-f', '%p %o %k\n' ], '<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(300))
+	  or die "kcat failed: $err";
+	my $file = "$tmp/expected.tsv";
+	open(my $fh, '>', $file) or die "$file: $!";
+	my $n = 0;
+	my %seen_seq;
+	for my $line (split /\n/, $out)
+	{
+		my ($p, $off, $key) = split / /, $line;
+		die "unexpected kcat line '$line'" unless defined $key && $key =~ /^c(\d+)$/;
+		my $s = $1;
+		my $c = $class[$s] // die "unknown message $key";
+		printf $fh "%d\t%d\t%d\t%s\t%s\t%s\n", $p, $off, $s, $c, sprintf('%032x', $s),
+		  $c eq 'D' ? $dead_md5{$s} : '\N';
+		$n++;
+		$seen_seq{$s}++;
+	}
+	close $fh;
+	is($n, sum0(@high), "kcat read back every produced message ($n)");
+	$node->safe_psql('postgres', qq{
+CREATE TABLE chaos.expected (partition int, "offset" bigint, seq int, class text, event_id text, md5 text,
+    PRIMARY KEY (partition, "offset"));
+COPY chaos.expected FROM '$file';
+CREATE TABLE chaos.final (partition int PRIMARY KEY, remote bigint);
+INSERT INTO chaos.final SELECT i - 1, (ARRAY[@{[ join(',', @$final) ]}]::bigint[])[i] FROM generate_series(1, $P) i;
+ANALYZE chaos.expected; ANALYZE chaos.job_audit;});
+
+	my $q = sub { $node->safe_psql('postgres', $_[0]) };
+	my %c;
+	$c{produced} = $n;
+	$c{below} = $q->(q{SELECT count(*) FROM chaos.expected e JOIN chaos.final f USING (partition) WHERE e."offset" < f.remote});
+	for my $k (qw(J S D))
+	{
+		$c{"exp_$k"} = $q->(qq{SELECT count(*) FROM chaos.expected e JOIN chaos.final f USING (partition)
+		  WHERE e."offset" < f.remote AND e.class = '$k'});
+	}
+	$c{jobs} = $q->(q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'chaos'});
+	$c{dead} = $q->(q{SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = 'chaos' AND topic = 'events'});
+	$c{clog_dead} = $q->(q{SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = 'chaos' AND topic <> 'events'});
+
+	is($q->(q{SELECT count(*) - count(DISTINCT (partition, "offset")) FROM sentry_relay.jobs WHERE stream = 'chaos'}),
+		'0', 'no offset has two jobs');
+	is($q->(q{SELECT count(*) - count(DISTINCT (partition, "offset")) FROM sentry_relay.dead_letters
+	  WHERE stream = 'chaos' AND topic = 'events'}), '0', 'no offset has two dead letters');
+	is($q->(q{SELECT count(*) FROM sentry_relay.jobs j JOIN sentry_relay.dead_letters d
+	  ON d.stream = j.stream AND d.topic = j.topic AND d.partition = j.partition AND d."offset" = j."offset"
+	  WHERE j.stream = 'chaos'}), '0', 'no offset is both a job and a dead letter');
+	# every offset below the final remote offset: exactly what it should be
+	my $bad = $q->(q{
+SELECT count(*) || coalesce(': ' || string_agg(format('%s:%s %s got %s', partition, "offset", class, got), ', ')
+       FILTER (WHERE rn <= 10), '')
+  FROM (SELECT e.partition, e."offset", e.class,
+               concat_ws('+', 'job(' || j.n || ')', 'dead(' || d.n || ')') AS got,
+               row_number() OVER () AS rn
+          FROM chaos.expected e JOIN chaos.final f USING (partition)
+          LEFT JOIN (SELECT partition, "offset", count(*) AS n, min(event_id) AS event_id
+                       FROM sentry_relay.jobs WHERE stream = 'chaos' GROUP BY 1, 2) j USING (partition, "offset")
+          LEFT JOIN (SELECT partition, "offset", count(*) AS n, (array_agg(key))[1] AS key,
+                            min(md5(value)) AS md5
+                       FROM sentry_relay.dead_letters WHERE stream = 'chaos' AND topic = 'events'
+                      GROUP BY 1, 2) d USING (partition, "offset")
+         WHERE e."offset" < f.remote
+           AND NOT coalesce(CASE e.class
+                WHEN 'J' THEN j.n = 1 AND j.event_id = e.event_id AND d.n IS NULL
+                WHEN 'D' THEN d.n = 1 AND d.key = convert_to('c' || e.seq, 'UTF8') AND d.md5 = e.md5 AND j.n IS NULL
+                ELSE j.n IS NULL AND d.n IS NULL END, false)) x});
+	is($bad, '0', 'every offset below the final remote offset: one job (the event produced there), '
+		  . 'one dead letter (its raw bytes), or a skip');
+	is($q->(q{SELECT (SELECT count(*) FROM sentry_relay.jobs j JOIN chaos.final f USING (partition)
+	  WHERE j.stream = 'chaos' AND j."offset" >= f.remote)
+	  + (SELECT count(*) FROM sentry_relay.dead_letters d JOIN chaos.final f USING (partition)
+	  WHERE d.stream = 'chaos' AND d.topic = 'events' AND d."offset" >= f.remote)}),
+		'0', 'nothing at or past the final remote offset was relayed');
+
+	# the audit: one audit row per job and dead letter, every transaction stamped
+	is($q->(q{SELECT (SELECT count(*) FROM chaos.job_audit) = (SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'chaos')
+	  AND (SELECT count(*) FROM chaos.dead_audit WHERE topic = 'events') = (SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = 'chaos' AND topic = 'events')
+	  AND (SELECT count(*) FROM chaos.tx WHERE commit_order IS NULL) = 0}),
+		't', 'the audit saw every job and dead letter, and stamped every transaction at commit');
+
+	# local offsets: each partition's committed advances tile [0, final)
+	is($q->(q{
+WITH a AS (SELECT partition, old_local, coalesce(old_local, 0) AS old, new_local AS new,
+                  lag(new_local) OVER (PARTITION BY partition ORDER BY id) AS prev,
+                  row_number() OVER (PARTITION BY partition ORDER BY id DESC) AS from_end
+             FROM chaos.advances)
+SELECT count(*) FROM a LEFT JOIN chaos.final f USING (partition)
+ WHERE new IS NULL OR new < old OR (new = old AND old_local IS NOT NULL)
+    OR (prev IS NOT NULL AND old <> prev) OR (prev IS NULL AND old <> 0)
+    OR (from_end = 1 AND new <> f.remote)}), '0',
+		'local offsets only moved forwards, each advance starting where the previous one ended, up to the final remote offset');
+	# each offset was consumed in the transaction that moved the local offset past it
+	is($q->(q{
+SELECT (SELECT count(*) FROM chaos.job_audit j WHERE NOT EXISTS (SELECT 1 FROM chaos.advances a
+          WHERE a.partition = j.partition AND a.xid = j.xid AND j."offset" >= coalesce(a.old_local, 0) AND j."offset" < a.new_local))
+     + (SELECT count(*) FROM chaos.dead_audit d WHERE d.topic = 'events' AND NOT EXISTS (SELECT 1 FROM chaos.advances a
+          WHERE a.partition = d.partition AND a.xid = d.xid AND d."offset" >= coalesce(a.old_local, 0) AND d."offset" < a.new_local))}),
+		'0', 'each job and dead letter committed with the local-offset advance past it');
+	# the counted skips: offsets the advances passed without a job or a dead
+	# letter (the two checks above make this exact: the advances tile each
+	# partition, and each job and dead letter lies in its own transaction's)
+	$c{skips} = $q->(q{
+SELECT coalesce(sum(new_local - coalesce(old_local, 0)), 0)
+       - (SELECT count(*) FROM chaos.job_audit) - (SELECT count(*) FROM chaos.dead_audit WHERE topic = 'events')
+  FROM chaos.advances});
+	is($c{skips}, $c{exp_S}, "counted skips ($c{skips}) = skip messages below the final remote offset");
+	is($c{jobs}, $c{exp_J}, "jobs ($c{jobs}) = inserts below the final remote offset");
+	is($c{dead}, $c{exp_D}, "dead letters ($c{dead}) = bad messages below the final remote offset");
+	is($c{jobs} + $c{dead} + $c{skips}, $c{below}, "jobs + dead letters + skips = messages below the final remote offset ($c{below})");
+
+	# the gate: each job below the remote offset in force when it committed
+	my $gate = $q->(q{
+WITH h AS (SELECT rh.partition, rh.remote, t.commit_order, t.committed_at,
+                  lag(rh.remote) OVER (PARTITION BY rh.partition ORDER BY t.commit_order) AS prev
+             FROM chaos.remote_hist rh JOIN chaos.tx t USING (xid)),
+g AS (SELECT g.*, t.commit_order, t.committed_at,
+             (SELECT max(h.remote) FROM h WHERE h.partition = g.partition AND h.commit_order <= t.commit_order) AS remote_max
+        FROM chaos.gate g JOIN chaos.tx t USING (xid))
+SELECT count(*) FILTER (WHERE remote IS NULL OR max_offset >= remote_max OR remote_max IS NULL) || ' '
+    || count(*) FILTER (WHERE max_offset >= remote AND NOT EXISTS (
+           SELECT 1 FROM h WHERE h.partition = g.partition AND h.prev > h.remote
+              AND h.commit_order <= g.commit_order AND h.committed_at > g.committed_at - interval '5 s'
+              AND g.max_offset < h.prev)) || ' '
+    || count(*) FILTER (WHERE max_offset >= remote) || ' ' || count(*)
+  FROM g});
+	my ($hard, $strict, $raced, $gtx) = split / /, $gate;
+	is($hard, '0', "no job at or past the highest remote offset the writer had reported ($gtx transaction-partitions checked)");
+	is($strict, '0', 'no job at or past the remote offset in force when it committed'
+		  . ($raced ? " (except $raced batch(es) that a backward move of the commit log raced, each below the offset it moved back from)" : ''));
+	$c{raced} = $raced;
+	$c{gate_tx} = $gtx;
+	$c{hist} = $q->(q{SELECT count(*) || ' ' || count(*) FILTER (WHERE remote < prev) FROM
+	  (SELECT remote, lag(remote) OVER (PARTITION BY partition ORDER BY t.commit_order) AS prev
+	     FROM chaos.remote_hist JOIN chaos.tx t USING (xid)) x});
+	$c{tx} = $q->(q{SELECT count(*) FROM chaos.tx});
+
+	# the server log: no crash we did not cause
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+	my @sigs = $log =~ /terminated by signal (\d+)/g;
+	$c{sig9} = grep { $_ == 9 } @sigs;
+	is(join(',', grep { $_ != 9 } @sigs), '', 'no process died of a signal other than our kill -9');
+	is($c{sig9}, $injected{kill9} // 0, 'one "terminated by signal 9" per kill -9');
+	my @exits = $log =~ /(sentry_relay worker[^\n]*exited with exit code \d+)/g;
+	$c{worker_exits} = scalar @exits;
+	my %errs;
+	$errs{ substr($1, 0, 160) }++ while $log =~ /\bERROR:\s+(?:[0-9A-Z]{5}: )?([^\n]*)/g;
+	$c{errors} = \%errs;
+	$c{crash_restarts} = () = $log =~ /all server processes terminated; reinitializing/g;
+	$c{pg_starts} = () = $log =~ /database system is ready to accept connections/g;
+	return \%c;
+}
+
+sub report
+{
+	my ($c, $final, $elapsed) = @_;
+	my %c = %$c;
+	for my $k (@PG_FAULTS, 'broker_down')
+	{
+		is($seen{$k} // 0, $injected{$k} // 0, "fault $k: the workers view showed each of the " . ($injected{$k} // 0));
+	}
+	ok(($injected{$_} // 0) + ($_ eq 'rebalance_member' ? $member_not_joined : 0) > 0, "fault $_ was injected")
+	  for @PG_FAULTS, @KAFKA_FAULTS;
+	my $fs = join(', ', map {
+		sprintf('%s %d (seen %s)', $_, $injected{$_} // 0,
+			$_ eq 'rtt' ? 'n/a' : ($seen{$_} // $soft_seen{$_} // 0)) } @PG_FAULTS, @KAFKA_FAULTS);
+	my @lines = (
+		sprintf('seed %d, %.0f s, %d partitions, 3 brokers', $seed, $elapsed, $P),
+		sprintf('messages produced %d; below the final remote offsets %d (inserts %d, skips %d, bad %d)',
+			$c{produced}, $c{below}, $c{exp_J}, $c{exp_S}, $c{exp_D}),
+		sprintf('jobs %d, dead letters %d, counted skips %d (commit-log dead letters %d)',
+			$c{jobs}, $c{dead}, $c{skips}, $c{clog_dead}),
+		sprintf('commit log entries %d, of which backwards %d; remote offset changes stored %s (total, backwards)',
+			$clog_entries, $backwards, $c{hist}),
+		sprintf('audited transactions %d; job transaction-partitions %d, raced by a backward move %d',
+			$c{tx}, $c{gate_tx}, $c{raced}),
+		"faults injected: $fs",
+		sprintf('restarts: postmaster crash restarts %d, server starts %d, worker error exits %d, '
+			  . 'workers-view restarts %d; produce failures %d',
+			$c{crash_restarts}, $c{pg_starts}, $c{worker_exits}, $totals{restarts} // 0, $produce_failures),
+		"foreign consumers the group never took in within 30 s (not counted above): $member_not_joined",
+		'workers view (summed over epochs, lower bounds): '
+		  . join(', ', map { "$_ " . ($totals{$_} // 0) } @COUNTERS),
+	);
+	push @lines, map { "worker error x$c{errors}{$_}: $_" } sort keys %{ $c{errors} };
+	diag($_) for @lines;
+}
+
+1;

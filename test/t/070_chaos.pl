@@ -1,0 +1,12 @@
+# 070_chaos.pl - the 2-minute version of the chaos soak (make chaos runs the
+# full one): the same faults and checks as test/chaos/chaos.pl, scaled down
+# to 30,000 messages over 8 partitions.  CHAOS_SEED=N replays a run's
+# choices.  See test/perl/SentryRelay/Chaos.pm and the README, "Chaos soak".
+use strict;
+use warnings;
+use Test::More;
+use SentryRelay::Chaos;
+
+SentryRelay::Chaos::run(seconds => 120, messages => 30_000, partitions => 8,
+	scaled => '30,000 messages over 8 partitions in 2 minutes');
+done_testing();

@@ -625,3 +625,50 @@ sr_drain_events(TimestampTz deadline)
 			break;
 	}
 }
+
+/*
+ * Wake librdkafka's fetcher when it is idle for no reason.  librdkafka 2.0
+ * stops fetching while the consumer queue is over queued.min.messages or
+ * queued.max.messages.kbytes, and its broker thread looks again only when
+ * something wakes it, or after a second.  With a backlog larger than the
+ * queue (sentry_relay.queue_buffer), that second would be most of the time:
+ * the worker would drain a full queue in milliseconds and then wait.  So
+ * when the queue is empty and a partition we consume is still behind its
+ * high watermark, a ListOffsets request for that partition wakes its
+ * leader's broker thread, which then fetches at once.  One partition per
+ * call, round-robin (so every leader gets its turn), at most every
+ * SR_KICK_MS; the request also refreshes the partition's high watermark.
+ */
+#define SR_KICK_MS 10
+#define SR_KICK_TIMEOUT_MS 200
+
+void
+sr_kick_fetcher(void)
+{
+	static int	next = 0;
+	static TimestampTz last = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (sr_broker_down || sr_nparts == 0 ||
+		!TimestampDifferenceExceeds(last, now, SR_KICK_MS) ||
+		rd_kafka_queue_length(sr_events.queue) > 0)
+		return;
+	for (int k = 0; k < sr_nparts; k++)
+	{
+		int			i = (next + k) % sr_nparts;
+		sr_part    *p = &sr_parts[i];
+		int64_t		lo,
+					hi;
+
+		if (!p->assigned || p->paused || !p->sm.cur.offsets.has_local ||
+			p->high_watermark <= p->sm.cur.offsets.local)
+			continue;
+		next = i + 1;
+		last = now;
+		if (rd_kafka_query_watermark_offsets(sr_events.rk, sr_def.topic, i, &lo, &hi,
+											 SR_KICK_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			hi >= 0)
+			p->high_watermark = hi;
+		return;
+	}
+}

@@ -321,6 +321,7 @@ sr_worker_main(Datum main_arg)
 		deadline = TimestampTzPlusMilliseconds(now, sr_batch_timeout);
 		sr_drain_events(deadline);
 		sr_flush();
+		sr_kick_fetcher();
 
 		if (rd_kafka_queue_length(sr_events.queue) > 0 ||
 			(sr_clog_assigned && rd_kafka_queue_length(sr_clog.queue) > 0))

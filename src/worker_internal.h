@@ -44,6 +44,7 @@ extern void sr_dead_letter(const rd_kafka_message_t *m, const sr_error *err,
 						   const char *topic);
 extern void sr_flush(void);
 extern void sr_drain_events(TimestampTz deadline);
+extern void sr_kick_fetcher(void);
 
 /* commit_log.c */
 extern void sr_clog_assign(void);

@@ -355,14 +355,16 @@ if [ "$PERF" = 1 ] && has A; then
 	if drain_run P a_perf events-a "$PARTS" 1 "$CJ_A" perf && [ -s "$WORK/perf.data" ]; then
 		{
 			echo "# perf record -e cpu-clock -g on the relay worker, scenario A (1 worker), $(date -u +%FT%TZ)"
+			echo "## by thread (the main thread is the PostgreSQL worker; rdk:* are librdkafka's)"
+			perf report -i "$WORK/perf.data" --stdio --no-children --sort comm -g none 2>/dev/null | grep -v '^$' | grep -v '^#' | head -12 || true
 			echo "## by shared object"
-			perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -v '^$' | head -25 || true
+			perf report -i "$WORK/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -v '^$' | grep -v '^#' | head -15 || true
 			echo "## by symbol (self)"
 			perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
-				grep -v '^$' | head -70 || true
+				grep -v '^$' | grep -v '^#' | head -50 || true
 			echo "## by symbol (children: inclusive, where frame pointers allow)"
 			perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none 2>/dev/null |
-				grep -v '^$' | head -60 || true
+				grep -v '^$' | grep -v '^#' | head -45 || true
 		} >"$RAW/relay_perf.txt"
 	fi
 fi

@@ -2,7 +2,7 @@
 # test/bench/results, on the .dat files relay_report.py writes there).
 set terminal pngcairo size 900,560 noenhanced font ",10"
 set grid
-set key top left
+set key center right
 
 # have_workers, have_size, have_parts (set with -e by relay_bench.sh): which
 # data files have points

@@ -118,14 +118,16 @@ def main():
                  "msgs_per_s": round(r["messages"] / sec), "jobs_per_s": round(r["jobs"] / sec),
                  "batches": r.get("batches"), "worker_cpu_s": r.get("worker_cpu_s"),
                  "worker_cpu_share": round(r["worker_cpu_s"] / sec / r["workers"], 2) if r.get("worker_cpu_s") is not None else None,
+                 # what one busy worker could do: messages per second of worker CPU
+                 "msgs_per_worker_cpu_s": round(r["messages"] / r["worker_cpu_s"]) if r.get("worker_cpu_s") else None,
                  "correct": r["jobs"] == r["expected_jobs"] and r["dead_letters"] == r["expected_dead"]}
             if c_rate:
                 d["ratio_to_copy"] = round(d["jobs_per_s"] / c_rate, 3)
             rows.append(d)
         return rows
 
-    p("%-34s %8s %9s %10s %10s %9s %8s %6s" % ("A/B/C: drain throughput", "workers", "seconds",
-                                                 "msgs/s", "jobs/s", "x COPY", "correct", "busy"))
+    p("%-34s %8s %9s %10s %10s %9s %8s %6s %10s" % ("A/B/C: drain throughput", "workers", "seconds",
+                                                      "msgs/s", "jobs/s", "x COPY", "correct", "busy", "msgs/CPU-s"))
     for scen, label in (("A", "A body decoding"), ("B", "B header decoding")):
         rows = drain_rows(scen)
         if rows:
@@ -135,7 +137,8 @@ def main():
                                                          d["jobs_per_s"], d.get("ratio_to_copy", "-"),
                                                          "yes" if d["correct"] else "NO",
                                                          "%d%%" % (100 * d["worker_cpu_share"])
-                                                         if d["worker_cpu_share"] is not None else "-"))
+                                                         if d["worker_cpu_share"] is not None else "-")
+              + " %10s" % (d["msgs_per_worker_cpu_s"] or "-"))
     if copies:
         for r in out["scenarios"]["C"]["runs"]:
             p("%-34s %8s %9.3f %10s %10d" % ("C COPY of the same rows", "-", r["seconds"], "-", r["rows_per_s"]))
@@ -145,7 +148,8 @@ def main():
         r = prof[0]
         p("%-34s %8d %9.3f %10d %10d   (under perf: not a measurement)"
           % ("profiled run of A", r["workers"], r["seconds"], r["messages"] / r["seconds"], r["jobs"] / r["seconds"]))
-    p("  (busy: the workers' CPU time / (elapsed time x workers))")
+    p("  (busy: the workers' CPU time / (elapsed time x workers); msgs/CPU-s: messages per second of worker CPU,")
+    p("   what a worker that never waited for Kafka would do)")
     p("")
 
     # --- D -------------------------------------------------------------------

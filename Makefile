@@ -49,8 +49,8 @@ endif
 SR_FLAGS_STAMP = src/.sanitize-flags
 $(shell echo '$(SANITIZE)' | cmp -s - $(SR_FLAGS_STAMP) 2>/dev/null || echo '$(SANITIZE)' > $(SR_FLAGS_STAMP))
 $(OBJS): $(SR_FLAGS_STAMP)
-EXTRA_CLEAN = test/unit/test_state test/unit/test_decode test/fuzz/fuzz_event \
-	test/fuzz/fuzz_commit_log
+EXTRA_CLEAN = test/unit/test_state test/unit/test_decode test/unit/test_skim \
+	test/fuzz/fuzz_event test/fuzz/fuzz_commit_log test/fuzz/fuzz_skim
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 

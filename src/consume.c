@@ -639,7 +639,8 @@ sr_drain_events(TimestampTz deadline)
  * call, round-robin (so every leader gets its turn), at most every
  * SR_KICK_MS; the request also refreshes the partition's high watermark.
  */
-#define SR_KICK_MS 10
+#define SR_KICK_MS 5
+#define SR_KICK_BELOW 2000		/* queued messages: fetch more below this */
 #define SR_KICK_TIMEOUT_MS 200
 
 void
@@ -651,7 +652,7 @@ sr_kick_fetcher(void)
 
 	if (sr_broker_down || sr_nparts == 0 ||
 		!TimestampDifferenceExceeds(last, now, SR_KICK_MS) ||
-		rd_kafka_queue_length(sr_events.queue) > 0)
+		rd_kafka_queue_length(sr_events.queue) >= SR_KICK_BELOW)
 		return;
 	for (int k = 0; k < sr_nparts; k++)
 	{

@@ -638,9 +638,15 @@ sr_drain_events(TimestampTz deadline)
  * leader's broker thread, which then fetches at once.  One partition per
  * call, round-robin (so every leader gets its turn), at most every
  * SR_KICK_MS; the request also refreshes the partition's high watermark.
+ *
+ * Only while the partitions we consume lag by a backlog (SR_KICK_BELOW
+ * messages in all): a broker answers a connection's requests in order, so
+ * the request may wait behind a long-polling fetch (fetch.wait.max.ms), and
+ * at a steady rate, where the fetcher keeps up, that wait would only add
+ * latency.
  */
 #define SR_KICK_MS 5
-#define SR_KICK_BELOW 2000		/* queued messages: fetch more below this */
+#define SR_KICK_BELOW 2000		/* messages queued, and lag that is a backlog */
 #define SR_KICK_TIMEOUT_MS 200
 
 void
@@ -649,10 +655,17 @@ sr_kick_fetcher(void)
 	static int	next = 0;
 	static TimestampTz last = 0;
 	TimestampTz now = GetCurrentTimestamp();
+	int64		lag = 0;
 
 	if (sr_broker_down || sr_nparts == 0 ||
 		!TimestampDifferenceExceeds(last, now, SR_KICK_MS) ||
 		rd_kafka_queue_length(sr_events.queue) >= SR_KICK_BELOW)
+		return;
+	for (int i = 0; i < sr_nparts; i++)
+		if (sr_parts[i].assigned && !sr_parts[i].paused && sr_parts[i].sm.cur.offsets.has_local &&
+			sr_parts[i].high_watermark > sr_parts[i].sm.cur.offsets.local)
+			lag += sr_parts[i].high_watermark - sr_parts[i].sm.cur.offsets.local;
+	if (lag < SR_KICK_BELOW)
 		return;
 	for (int k = 0; k < sr_nparts; k++)
 	{

@@ -633,21 +633,23 @@ sr_drain_events(TimestampTz deadline)
  * something wakes it, or after a second.  With a backlog larger than the
  * queue (sentry_relay.queue_buffer), that second would be most of the time:
  * the worker would drain a full queue in milliseconds and then wait.  So
- * when the queue is empty and a partition we consume is still behind its
- * high watermark, a ListOffsets request for that partition wakes its
- * leader's broker thread, which then fetches at once.  One partition per
- * call, round-robin (so every leader gets its turn), at most every
- * SR_KICK_MS; the request also refreshes the partition's high watermark.
+ * when fewer than SR_KICK_BELOW messages are queued and a partition we
+ * consume is behind its high watermark, a ListOffsets request for that
+ * partition wakes its leader's broker thread, which then fetches at once.
+ * One partition per call, round-robin (so every leader gets its turn), at
+ * most every SR_KICK_MS; the request also refreshes the partition's high
+ * watermark.
  *
- * Only while the partitions we consume lag by a backlog (SR_KICK_BELOW
- * messages in all): a broker answers a connection's requests in order, so
- * the request may wait behind a long-polling fetch (fetch.wait.max.ms), and
- * at a steady rate, where the fetcher keeps up, that wait would only add
- * latency.
+ * The cost: a broker answers a connection's requests in order, so the
+ * request can wait behind a long-polling fetch (fetch.wait.max.ms), which
+ * adds latency at a steady rate.  Narrower conditions (a lag of thousands of
+ * messages, a queue seen full) lost most of the throughput, because the
+ * queue fills by bytes as well as by count; see the README's Performance
+ * section.
  */
 #define SR_KICK_MS 5
-#define SR_KICK_BELOW 2000		/* messages queued, and lag that is a backlog */
-#define SR_KICK_TIMEOUT_MS 200
+#define SR_KICK_BELOW 2000		/* queued messages: fetch more below this */
+#define SR_KICK_TIMEOUT_MS 50
 
 void
 sr_kick_fetcher(void)
@@ -655,17 +657,10 @@ sr_kick_fetcher(void)
 	static int	next = 0;
 	static TimestampTz last = 0;
 	TimestampTz now = GetCurrentTimestamp();
-	int64		lag = 0;
 
 	if (sr_broker_down || sr_nparts == 0 ||
 		!TimestampDifferenceExceeds(last, now, SR_KICK_MS) ||
 		rd_kafka_queue_length(sr_events.queue) >= SR_KICK_BELOW)
-		return;
-	for (int i = 0; i < sr_nparts; i++)
-		if (sr_parts[i].assigned && !sr_parts[i].paused && sr_parts[i].sm.cur.offsets.has_local &&
-			sr_parts[i].high_watermark > sr_parts[i].sm.cur.offsets.local)
-			lag += sr_parts[i].high_watermark - sr_parts[i].sm.cur.offsets.local;
-	if (lag < SR_KICK_BELOW)
 		return;
 	for (int k = 0; k < sr_nparts; k++)
 	{

@@ -428,6 +428,7 @@ sub check_observations
 		if ($snap && $o->{cond}->($snap))
 		{
 			$seen{ $o->{kind} }++;
+			$o->{seen} = 1;
 		}
 		elsif (time < $o->{deadline})
 		{
@@ -599,6 +600,9 @@ sub end_pg_faults
 				# the group never took it in: no rebalance happened, so
 				# nothing to see; reported, and not counted as injected
 				$a->{obs}{cancelled} = 1;
+				# another fault's rebalance may have satisfied its
+				# observation already: that one was not ours to count
+				$seen{rebalance_member}-- if $a->{obs}{seen};
 				$injected{rebalance_member}--;
 				$member_not_joined++;
 				unshift @pg_deck, 'rebalance_member' unless $force;    # try again

@@ -763,7 +763,13 @@ sub run
 	my $next_commit = $t0;
 	diag(sprintf("setup %.0f s; faults for %.0f s (one every ~%.0f s per timeline)", $setup, $phase, $gap));
 
-	while (time < $t_end)
+	# until the phase ends, and past it (by at most 60 s) until each
+	# timeline has dealt its whole first deck, so that every kind of fault
+	# is injected at least once even when long faults held a timeline up
+	my $first_deck_dealt = sub { my ($decks, $left) = @_; return $decks > 1 || ($decks == 1 && !@$left) };
+	while (time < $t_end
+		   || (time < $t_end + 60
+			   && !($first_deck_dealt->($pg_decks, \@pg_deck) && $first_deck_dealt->($kafka_decks, \@kafka_deck))))
 	{
 		my $now = time;
 		# production, paced to reach the target at 85% of the phase

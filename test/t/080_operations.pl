@@ -19,78 +19,6 @@ my $kafka = SentryRelay::KafkaMock->new(brokers => 1);
 $kafka->create_topic($_, 2) for qw(rl-events fs-events dr-events up-events);
 $kafka->create_topic($_, 1) for qw(rl-clog fs-clog dr-clog up-clog);
 
-# A started node with sentry_relay preloaded, but no extension created.
-sub bare_node
-{
-	my ($name, %conf) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	my $extra = join("\n", map { "$_ = '$conf{$_}'" } sort keys %conf);
-	$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'sentry_relay'
-sentry_relay.bootstrap_servers = '@{[ $kafka->bootstrap ]}'
-max_worker_processes = 24
-log_min_messages = 'info'
-$extra
-});
-	$node->start;
-	return $node;
-}
-
-# poll($node, $db, $sql, $expected, $timeout): wait_for_value in any database,
-# taking errors as "not yet".
-sub poll
-{
-	my ($node, $db, $sql, $expected, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	my $r;
-	while (time < $deadline)
-	{
-		my ($out, $err) = ('', '');
-		my $rc = $node->psql($db, $sql, stdout => \$out, stderr => \$err, on_error_stop => 1);
-		$r = $rc == 0 ? $out : "(error: $err)";
-		return $r if $r eq $expected;
-		usleep(100_000);
-	}
-	diag("timed out: '$sql' in $db returned '$r', expected '$expected'");
-	return $r;
-}
-
-# stays($node, $db, $sql, $expected, $seconds): $sql keeps returning
-# $expected for $seconds (checked every 100 ms); false at the first change.
-sub stays
-{
-	my ($node, $db, $sql, $expected, $secs) = @_;
-	my $deadline = time + $secs;
-	while (time < $deadline)
-	{
-		my $r = $node->safe_psql($db, $sql);
-		if ($r ne $expected)
-		{
-			diag("'$sql' in $db changed to '$r' (expected it to stay '$expected')");
-			return 0;
-		}
-		usleep(100_000);
-	}
-	return 1;
-}
-
-sub stream
-{
-	my ($node, $db, $name, $topic, $clog, %o) = @_;
-	$node->safe_psql($db, qq{
-SELECT sentry_relay.create_stream('$name', '$topic', '$clog', ARRAY['snuba-consumers'],
-  consumer_group => 'cg-$name', workers => @{[ $o{workers} // 1 ]},
-  options => '@{[ fast_group_options() ]}')});
-}
-
-sub clog
-{
-	my ($topic, $clog, $offset, @parts) = @_;
-	commit_log($kafka, $topic, $_, 'snuba-consumers', $offset, commit_log_topic => $clog)
-	  for @parts;
-}
-
 sub per_partition
 {
 	my ($node, $db, $stream, $where) = @_;
@@ -107,10 +35,10 @@ my $running = q{SELECT count(*) FROM sentry_relay.workers WHERE status = 'runnin
 ################################################################
 # 1. SIGHUP reload of sentry_relay.batch_size.
 ################################################################
-my $node = bare_node('ops', 'sentry_relay.database' => 'postgres',
+my $node = bare_node('ops', $kafka, 'sentry_relay.database' => 'postgres',
 	'sentry_relay.batch_size' => 1000, 'sentry_relay.batch_timeout' => '1s');
 $node->safe_psql('postgres', 'CREATE EXTENSION sentry_relay');
-stream($node, 'postgres', 'rl', 'rl-events', 'rl-clog');
+create_stream_in($node, 'postgres', 'rl', 'rl-events', 'rl-clog');
 is(poll($node, 'postgres', $running, '1'), '1', 'reload: worker running');
 my $rl_pid = $node->safe_psql('postgres', q{SELECT pid FROM sentry_relay.workers WHERE stream = 'rl'});
 
@@ -123,7 +51,7 @@ my $per_xact = q{SELECT coalesce(max(n), 0) || ' ' || count(*) FROM (
 produce_events($kafka, 'rl-events', 0, 300);
 ok(poll($node, 'postgres', q{SELECT count(*) FROM sentry_relay.partitions WHERE stream = 'rl' AND partition = 0 AND state = 'UNKNOWN'}, '1'),
 	'reload: partition 0 waits for the writer');
-clog('rl-events', 'rl-clog', 300, 0);
+commit_log_to_parts($kafka, 'rl-events', 'rl-clog', 300, 0);
 is(poll($node, 'postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rl'}, '300'), '300',
 	'reload: 300 jobs with batch_size 1000');
 my ($big, $nx) = split ' ', $node->safe_psql('postgres', sprintf($per_xact, '< 300'));
@@ -135,7 +63,7 @@ is(poll($node, 'postgres', q{SELECT current_setting('sentry_relay.batch_size')},
 	'reload: the new batch_size is in force');
 my $batches0 = $node->safe_psql('postgres', q{SELECT batches FROM sentry_relay.workers WHERE stream = 'rl'});
 produce_events($kafka, 'rl-events', 0, 300, first => 300);
-clog('rl-events', 'rl-clog', 600, 0);
+commit_log_to_parts($kafka, 'rl-events', 'rl-clog', 600, 0);
 is(poll($node, 'postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rl'}, '600'), '600',
 	'reload: 300 more jobs');
 ($big, $nx) = split ' ', $node->safe_psql('postgres', sprintf($per_xact, '>= 300'));
@@ -152,7 +80,7 @@ $node->safe_psql('postgres', q{SELECT sentry_relay.drop_stream('rl')});
 # 2. Fast shutdown in the middle of a drain.
 ################################################################
 my $per_part = 1500;
-stream($node, 'postgres', 'fs', 'fs-events', 'fs-clog');
+create_stream_in($node, 'postgres', 'fs', 'fs-events', 'fs-clog');
 is(poll($node, 'postgres', q{SELECT count(*) FROM sentry_relay.workers WHERE stream = 'fs' AND status = 'running'}, '1'),
 	'1', 'shutdown: worker running');
 produce_events($kafka, 'fs-events', $_, $per_part) for 0, 1;
@@ -163,7 +91,7 @@ CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_sleep(0.02); RETURN NULL; END $$;
 CREATE TRIGGER slow_batch AFTER INSERT ON sentry_relay.jobs
   FOR EACH STATEMENT EXECUTE FUNCTION slow_batch()});
-clog('fs-events', 'fs-clog', $per_part, 0, 1);
+commit_log_to_parts($kafka, 'fs-events', 'fs-clog', $per_part, 0, 1);
 my $seen = poll($node, 'postgres', q{SELECT count(*) >= 300 FROM sentry_relay.jobs WHERE stream = 'fs'}, 't');
 is($seen, 't', 'shutdown: the drain is under way');
 my $before = $node->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'fs'});
@@ -187,9 +115,9 @@ $node->safe_psql('postgres', q{DROP TRIGGER slow_batch ON sentry_relay.jobs; SEL
 ################################################################
 # 3. pg_dump and pg_restore into a new cluster.
 ################################################################
-stream($node, 'postgres', 'dr', 'dr-events', 'dr-clog');
+create_stream_in($node, 'postgres', 'dr', 'dr-events', 'dr-clog');
 produce_events($kafka, 'dr-events', $_, 20) for 0, 1;
-clog('dr-events', 'dr-clog', 10, 0, 1);
+commit_log_to_parts($kafka, 'dr-events', 'dr-clog', 10, 0, 1);
 my $synced = q{SELECT string_agg(partition || ':' || local_offset || ':' || remote_offset || ':' || state, ' ' ORDER BY partition)
   FROM sentry_relay.partitions WHERE stream = 'dr'};
 is(poll($node, 'postgres', $synced, '0:10:10:SYNCHRONIZED 1:10:10:SYNCHRONIZED'),
@@ -198,14 +126,14 @@ my $dump = PostgreSQL::Test::Utils::tempdir() . '/relay.dump';
 command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('postgres') ], 'dump: pg_dump -Fc');
 # the source relays on after the dump: the consumer group's committed
 # offsets in Kafka move past the dumped ones
-clog('dr-events', 'dr-clog', 15, 0, 1);
+commit_log_to_parts($kafka, 'dr-events', 'dr-clog', 15, 0, 1);
 is(poll($node, 'postgres', $synced, '0:15:15:SYNCHRONIZED 1:15:15:SYNCHRONIZED'),
 	'0:15:15:SYNCHRONIZED 1:15:15:SYNCHRONIZED', 'dump: the source went on to 15 after the dump');
 $node->safe_psql('postgres', q{SELECT sentry_relay.stop_stream('dr')});
 is(poll($node, 'postgres', q{SELECT count(*) FROM sentry_relay.workers WHERE stream = 'dr'}, '0'), '0',
 	'dump: the source stream is stopped');
 
-my $restored = bare_node('restored', 'sentry_relay.database' => 'postgres');
+my $restored = bare_node('restored', $kafka, 'sentry_relay.database' => 'postgres');
 command_ok([ 'pg_restore', '--single-transaction', '-d', $restored->connstr('postgres'), $dump ],
 	'dump: pg_restore --single-transaction into a new cluster');
 is($restored->safe_psql('postgres', q{SELECT name, topic, commit_log_topic, consumer_group, workers, enabled FROM sentry_relay.streams}),
@@ -224,7 +152,7 @@ is(poll($restored, 'postgres', $synced, '0:15:15:SYNCHRONIZED 1:15:15:SYNCHRONIZ
 	'0:15:15:SYNCHRONIZED 1:15:15:SYNCHRONIZED', 'dump: the restored relay caught up to the commit log (15)');
 is(per_partition($restored, 'postgres', 'dr', '"offset" >= 10'), '0:5:5:10-14 1:5:5:10-14',
 	'dump: it resumed at the stored offset 10, not at the consumer group\'s 15');
-clog('dr-events', 'dr-clog', 20, 0, 1);
+commit_log_to_parts($kafka, 'dr-events', 'dr-clog', 20, 0, 1);
 is(poll($restored, 'postgres', $synced, '0:20:20:SYNCHRONIZED 1:20:20:SYNCHRONIZED'),
 	'0:20:20:SYNCHRONIZED 1:20:20:SYNCHRONIZED', 'dump: and goes on to 20');
 is(per_partition($restored, 'postgres', 'dr', '"offset" >= 10'), '0:10:10:10-19 1:10:10:10-19',
@@ -238,11 +166,11 @@ $node->stop;
 # 4. ALTER EXTENSION UPDATE from 0.1.0, with a stream, jobs and offsets.
 ################################################################
 # 0.1.0 had no worker role: its workers ran as the bootstrap superuser
-my $up = bare_node('upgrade', 'sentry_relay.database' => 'postgres', 'sentry_relay.worker_role' => '');
+my $up = bare_node('upgrade', $kafka, 'sentry_relay.database' => 'postgres', 'sentry_relay.worker_role' => '');
 $up->safe_psql('postgres', q{CREATE EXTENSION sentry_relay VERSION '0.1.0'});
-stream($up, 'postgres', 'up', 'up-events', 'up-clog');
+create_stream_in($up, 'postgres', 'up', 'up-events', 'up-clog');
 produce_events($kafka, 'up-events', $_, 20) for 0, 1;
-clog('up-events', 'up-clog', 10, 0, 1);
+commit_log_to_parts($kafka, 'up-events', 'up-clog', 10, 0, 1);
 is(poll($up, 'postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'up'}, '20'), '20',
 	'upgrade: the 0.1.0 schema relays 20 jobs');
 $up->safe_psql('postgres', q{INSERT INTO sentry_relay.dead_letters (stream, topic, partition, "offset", value, error, sqlstate, error_class)
@@ -264,7 +192,7 @@ $up->safe_psql('postgres', q{ALTER EXTENSION sentry_relay UPDATE});
 is($up->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'sentry_relay'}),
 	'0.2.0', 'upgrade: now at 0.2.0');
 is($up->safe_psql('postgres', $data), $data_before, 'upgrade: streams, offsets, jobs and dead letters survived');
-clog('up-events', 'up-clog', 20, 0, 1);
+commit_log_to_parts($kafka, 'up-events', 'up-clog', 20, 0, 1);
 is(poll($up, 'postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'up'}, '40'), '40',
 	'upgrade: the relay goes on after the update');
 is(per_partition($up, 'postgres', 'up'), '0:20:20:0-19 1:20:20:0-19', 'upgrade: offsets 0..19 exactly once');

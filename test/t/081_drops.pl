@@ -16,89 +16,17 @@ my $kafka = SentryRelay::KafkaMock->new(brokers => 1);
 $kafka->create_topic('dd-events', 2);
 $kafka->create_topic('dd-clog', 1);
 
-# A started node with sentry_relay preloaded, but no extension created.
-sub bare_node
-{
-	my ($name, %conf) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	my $extra = join("\n", map { "$_ = '$conf{$_}'" } sort keys %conf);
-	$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'sentry_relay'
-sentry_relay.bootstrap_servers = '@{[ $kafka->bootstrap ]}'
-max_worker_processes = 24
-log_min_messages = 'info'
-$extra
-});
-	$node->start;
-	return $node;
-}
-
-# poll($node, $db, $sql, $expected, $timeout): wait_for_value in any database,
-# taking errors as "not yet".
-sub poll
-{
-	my ($node, $db, $sql, $expected, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	my $r;
-	while (time < $deadline)
-	{
-		my ($out, $err) = ('', '');
-		my $rc = $node->psql($db, $sql, stdout => \$out, stderr => \$err, on_error_stop => 1);
-		$r = $rc == 0 ? $out : "(error: $err)";
-		return $r if $r eq $expected;
-		usleep(100_000);
-	}
-	diag("timed out: '$sql' in $db returned '$r', expected '$expected'");
-	return $r;
-}
-
-# stays($node, $db, $sql, $expected, $seconds): $sql keeps returning
-# $expected for $seconds (checked every 100 ms); false at the first change.
-sub stays
-{
-	my ($node, $db, $sql, $expected, $secs) = @_;
-	my $deadline = time + $secs;
-	while (time < $deadline)
-	{
-		my $r = $node->safe_psql($db, $sql);
-		if ($r ne $expected)
-		{
-			diag("'$sql' in $db changed to '$r' (expected it to stay '$expected')");
-			return 0;
-		}
-		usleep(100_000);
-	}
-	return 1;
-}
-
-sub stream
-{
-	my ($node, $db, $name, $topic, $clog, %o) = @_;
-	$node->safe_psql($db, qq{
-SELECT sentry_relay.create_stream('$name', '$topic', '$clog', ARRAY['snuba-consumers'],
-  consumer_group => 'cg-$name', workers => @{[ $o{workers} // 1 ]},
-  options => '@{[ fast_group_options() ]}')});
-}
-
-sub clog
-{
-	my ($topic, $clog, $offset, @parts) = @_;
-	commit_log($kafka, $topic, $_, 'snuba-consumers', $offset, commit_log_topic => $clog)
-	  for @parts;
-}
-
 my $running = q{SELECT count(*) FROM sentry_relay.workers WHERE status = 'running'};
 ################################################################
 # DROP DATABASE and DROP EXTENSION with running workers.
 ################################################################
-my $dd = bare_node('drops', 'sentry_relay.database' => 'relaydb');
+my $dd = bare_node('drops', $kafka, 'sentry_relay.database' => 'relaydb');
 $dd->safe_psql('postgres', 'CREATE DATABASE relaydb');
 $dd->safe_psql('relaydb', 'CREATE EXTENSION sentry_relay');
-stream($dd, 'relaydb', 'dd', 'dd-events', 'dd-clog', workers => 2);
+create_stream_in($dd, 'relaydb', 'dd', 'dd-events', 'dd-clog', workers => 2);
 is(poll($dd, 'relaydb', $running, '2'), '2', 'drop: two workers running in relaydb');
 produce_events($kafka, 'dd-events', $_, 10) for 0, 1;
-clog('dd-events', 'dd-clog', 10, 0, 1);
+commit_log_to_parts($kafka, 'dd-events', 'dd-clog', 10, 0, 1);
 is(poll($dd, 'relaydb', q{SELECT count(*) FROM sentry_relay.jobs}, '20'), '20', 'drop: 20 jobs relayed');
 my $relay_procs = q{SELECT string_agg(backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity WHERE backend_type LIKE 'sentry_relay%'};
 is($dd->safe_psql('postgres', $relay_procs), 'sentry_relay launcher,sentry_relay worker,sentry_relay worker',
@@ -131,7 +59,7 @@ cmp_ok($restarts, '<=', 2, "drop extension: each worker exited once ($restarts e
 
 # the extension can come back, and the launcher runs it
 $dd->safe_psql('relaydb', 'CREATE EXTENSION sentry_relay');
-stream($dd, 'relaydb', 'dd', 'dd-events', 'dd-clog', workers => 2);
+create_stream_in($dd, 'relaydb', 'dd', 'dd-events', 'dd-clog', workers => 2);
 is(poll($dd, 'relaydb', $running, '2'), '2', 'drop extension: after CREATE EXTENSION the workers run again');
 
 # c. DROP DATABASE ... WITH (FORCE): workers and launcher go, quickly,

@@ -14,7 +14,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP ();
 
-our @EXPORT = qw(relay_node event_message event_headers wait_for_value
+our @EXPORT = qw(bare_node relay_node event_message event_headers wait_for_value
   wait_until create_errors_stream commit_log produce_events fast_group_options);
 
 # Consumer-group timings short enough for tests (the mock needs them).
@@ -25,8 +25,9 @@ sub fast_group_options
 	  . '"fetch.wait.max.ms": "20", "reconnect.backoff.max.ms": "500"}}';
 }
 
-# relay_node($name, $kafka, %extra_conf): an initialized, started node.
-sub relay_node
+# bare_node($name, $kafka, %extra_conf): a started node with sentry_relay
+# preloaded and pointed at $kafka, but no extension created.
+sub bare_node
 {
 	my ($name, $kafka, %conf) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
@@ -34,13 +35,21 @@ sub relay_node
 	my $extra = join("\n", map { "$_ = '$conf{$_}'" } sort keys %conf);
 	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'sentry_relay'
-sentry_relay.database = 'postgres'
 sentry_relay.bootstrap_servers = '@{[ $kafka->bootstrap ]}'
 max_worker_processes = 24
 log_min_messages = 'info'
 $extra
 });
 	$node->start;
+	return $node;
+}
+
+# relay_node($name, $kafka, %extra_conf): an initialized, started node with
+# the extension created in database postgres.
+sub relay_node
+{
+	my ($name, $kafka, %conf) = @_;
+	my $node = bare_node($name, $kafka, 'sentry_relay.database' => 'postgres', %conf);
 	$node->safe_psql('postgres', 'CREATE EXTENSION sentry_relay');
 	return $node;
 }
@@ -248,6 +257,68 @@ sub raw_produce_file
 	print $fh SentryRelay::KafkaMock::format_produce_line(@$_), "\n" for @$msgs;
 	close $fh;
 	return $kafka->produce_file($file);
+}
+
+# ---- helpers of the 08x tests (operations, drops), in any database ----
+
+push @EXPORT, qw(poll stays create_stream_in commit_log_to_parts);
+
+# poll($node, $db, $sql, $expected, $timeout): wait_for_value in any database,
+# taking errors as "not yet".
+sub poll
+{
+	my ($node, $db, $sql, $expected, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	my $r;
+	while (time < $deadline)
+	{
+		my ($out, $err) = ('', '');
+		my $rc = $node->psql($db, $sql, stdout => \$out, stderr => \$err, on_error_stop => 1);
+		$r = $rc == 0 ? $out : "(error: $err)";
+		return $r if $r eq $expected;
+		usleep(100_000);
+	}
+	diag("timed out: '$sql' in $db returned '$r', expected '$expected'");
+	return $r;
+}
+
+# stays($node, $db, $sql, $expected, $seconds): $sql keeps returning
+# $expected for $seconds (checked every 100 ms); false at the first change.
+sub stays
+{
+	my ($node, $db, $sql, $expected, $secs) = @_;
+	my $deadline = time + $secs;
+	while (time < $deadline)
+	{
+		my $r = $node->safe_psql($db, $sql);
+		if ($r ne $expected)
+		{
+			diag("'$sql' in $db changed to '$r' (expected it to stay '$expected')");
+			return 0;
+		}
+		usleep(100_000);
+	}
+	return 1;
+}
+
+# create_stream_in($node, $db, $name, $topic, $clog, %o): a stream in
+# database $db following group snuba-consumers, consumer group cg-$name.
+sub create_stream_in
+{
+	my ($node, $db, $name, $topic, $clog, %o) = @_;
+	$node->safe_psql($db, qq{
+SELECT sentry_relay.create_stream('$name', '$topic', '$clog', ARRAY['snuba-consumers'],
+  consumer_group => 'cg-$name', workers => @{[ $o{workers} // 1 ]},
+  options => '@{[ fast_group_options() ]}')});
+}
+
+# commit_log_to_parts($kafka, $topic, $clog, $offset, @partitions): the
+# writer group snuba-consumers commits $offset on each partition, on $clog.
+sub commit_log_to_parts
+{
+	my ($kafka, $topic, $clog, $offset, @parts) = @_;
+	commit_log($kafka, $topic, $_, 'snuba-consumers', $offset, commit_log_topic => $clog)
+	  for @parts;
 }
 
 1;

@@ -233,16 +233,49 @@ sr_skim_droppable(const sr_skim *s, const unsigned char *k, size_t klen,
 	return true;
 }
 
-static bool
-sr_skim_object(sr_skim *s, bool collect)
+/* At '{' or '[': step in; true when the container is empty (and closed). */
+static inline bool
+sr_skim_open(sr_skim *s, char close)
 {
 	s->p++;
 	sr_skim_ws(s);
-	if (s->p < s->end && *s->p == '}')
+	if (s->p < s->end && *s->p == close)
 	{
 		s->p++;
 		return true;
 	}
+	return false;
+}
+
+/*
+ * After a member or element: 1 at the closing bracket (stepped over), 0 at a
+ * comma (stepped over, with the whitespace after it), -1 at anything else.
+ */
+static inline int
+sr_skim_after_item(sr_skim *s, char close)
+{
+	sr_skim_ws(s);
+	if (s->p >= s->end)
+		return -1;
+	if (*s->p == close)
+	{
+		s->p++;
+		return 1;
+	}
+	if (*s->p != ',')
+		return -1;
+	s->p++;
+	sr_skim_ws(s);
+	return 0;
+}
+
+static bool
+sr_skim_object(sr_skim *s, bool collect)
+{
+	int			next;
+
+	if (sr_skim_open(s, '}'))
+		return true;
 	for (;;)
 	{
 		const unsigned char *key,
@@ -272,50 +305,26 @@ sr_skim_object(sr_skim *s, bool collect)
 			s->drop[s->ndrop].len = (size_t) (s->p - val);
 			s->ndrop++;
 		}
-		sr_skim_ws(s);
-		if (s->p >= s->end)
-			return false;
-		if (*s->p == '}')
-		{
-			s->p++;
-			return true;
-		}
-		if (*s->p != ',')
-			return false;
-		s->p++;
-		sr_skim_ws(s);
+		if ((next = sr_skim_after_item(s, '}')) != 0)
+			return next > 0;
 	}
 }
 
 static bool
 sr_skim_array(sr_skim *s, bool top)
 {
-	int			index = 0;
+	int			index = 0,
+				next;
 
-	s->p++;
-	sr_skim_ws(s);
-	if (s->p < s->end && *s->p == ']')
-	{
-		s->p++;
+	if (sr_skim_open(s, ']'))
 		return true;
-	}
 	for (;;)
 	{
 		if (!sr_skim_value(s, top && index == 2 ? SR_ROLE_COLLECT : SR_ROLE_PLAIN))
 			return false;
 		index++;
-		sr_skim_ws(s);
-		if (s->p >= s->end)
-			return false;
-		if (*s->p == ']')
-		{
-			s->p++;
-			return true;
-		}
-		if (*s->p != ',')
-			return false;
-		s->p++;
-		sr_skim_ws(s);
+		if ((next = sr_skim_after_item(s, ']')) != 0)
+			return next > 0;
 	}
 }
 

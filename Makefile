@@ -27,6 +27,7 @@ OBJS = \
 	src/queue.o \
 	src/worker.o \
 	src/consume.o \
+	src/hold.o \
 	src/commit_log.o \
 	src/bulk_insert.o
 

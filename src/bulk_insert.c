@@ -133,23 +133,14 @@ sr_bulk_field_jsonb(StringInfo s, const char *json)
 }
 
 /*
- * Append one job to the batch, as a row in COPY binary format.  The caller
- * is in the batch memory context.
+ * Write one job as a row in COPY binary format, without the file header.
+ * The caller is in the memory context that owns s.
  */
 void
-sr_db_batch_append(sr_batch *b, const sr_stream_def *def, int32 partition,
-				   int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
-				   const void *body, size_t body_len)
+sr_db_job_row(StringInfo s, const sr_stream_def *def, int32 partition,
+			  int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
+			  const void *body, size_t body_len)
 {
-	StringInfo	s = &b->rows;
-
-	if (s->data == NULL)
-	{
-		initStringInfo(s);
-		appendBinaryStringInfo(s, sr_bulk_signature, sizeof(sr_bulk_signature));
-		sr_bulk_int32(s, 0);	/* flags */
-		sr_bulk_int32(s, 0);	/* header extension length */
-	}
 	sr_bulk_int16(s, (int16) SR_BULK_NCOLUMNS);
 	sr_bulk_text(s, def->name);
 	sr_bulk_text(s, def->topic);
@@ -178,6 +169,39 @@ sr_db_batch_append(sr_batch *b, const sr_stream_def *def, int32 partition,
 		sr_bulk_bytes(s, body, body_len);
 	else
 		sr_bulk_int32(s, -1);
+}
+
+/* The batch's rows, started with COPY's file header on first use. */
+static StringInfo
+sr_batch_rows(sr_batch *b)
+{
+	StringInfo	s = &b->rows;
+
+	if (s->data == NULL)
+	{
+		initStringInfo(s);
+		appendBinaryStringInfo(s, sr_bulk_signature, sizeof(sr_bulk_signature));
+		sr_bulk_int32(s, 0);	/* flags */
+		sr_bulk_int32(s, 0);	/* header extension length */
+	}
+	return s;
+}
+
+/* Append one job to the batch.  The caller is in the batch memory context. */
+void
+sr_db_batch_append(sr_batch *b, const sr_stream_def *def, int32 partition,
+				   int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
+				   const void *body, size_t body_len)
+{
+	sr_db_job_row(sr_batch_rows(b), def, partition, offset, job, has_ts, ts, body, body_len);
+	b->n++;
+}
+
+/* Append a row made earlier by sr_db_job_row (batch memory context). */
+void
+sr_db_batch_append_row(sr_batch *b, const char *row, size_t len)
+{
+	appendBinaryStringInfoNT(sr_batch_rows(b), row, len);
 	b->n++;
 }
 

@@ -5,7 +5,10 @@
  * standalone consumer: assign(), no group), keeps the entries of the
  * stream's followed groups for the stream's topic, and hands them to the
  * current batch, which stores them in sentry_relay.remote_offsets together
- * with the new read position.  Undecodable entries are dead-lettered.
+ * with the new read position.  For partitions worker 0 consumes itself, the
+ * gate moves at once and the held messages it lets through join the same
+ * batch: one transaction per commit-log step.  Undecodable entries are
+ * dead-lettered.
  */
 #include "postgres.h"
 
@@ -78,9 +81,9 @@ sr_handle_commit_log(const rd_kafka_message_t *m)
 {
 	sr_commit	c;
 	sr_error	err;
-	sr_header  *hs;
-	size_t		nh;
+	sr_msg		msg;
 	int			i;
+	int			g;
 
 	for (i = 0; i < sr_b.ncl_positions; i++)
 		if (sr_b.cl_partition[i] == m->partition)
@@ -95,14 +98,14 @@ sr_handle_commit_log(const rd_kafka_message_t *m)
 
 	if (m->payload == NULL)
 		return;					/* a compaction tombstone */
-	hs = sr_message_headers(m, &nh);
-	if (sr_decode_commit_log(sr_get_decoder(), m->key, m->key ? m->key_len : 0,
-							 m->payload, m->len, hs, nh, &c, &err) == SR_DECODE_ERROR)
+	sr_msg_from_kafka(m, &msg);
+	if (sr_decode_commit_log(sr_get_decoder(), msg.key, msg.key_len, msg.payload, msg.len,
+							 msg.headers, msg.nheaders, &c, &err) == SR_DECODE_ERROR)
 	{
-		sr_dead_letter(m, &err, sr_def.commit_log_topic);
+		sr_dead_letter(&msg, &err, sr_def.commit_log_topic);
 		return;
 	}
-	if (strcmp(c.topic, sr_def.topic) == 0 && sr_group_index(c.group) >= 0)
+	if (strcmp(c.topic, sr_def.topic) == 0 && (g = sr_group_index(c.group)) >= 0)
 	{
 		sr_remote_update *u = palloc0(sizeof(sr_remote_update));
 
@@ -112,6 +115,13 @@ sr_handle_commit_log(const rd_kafka_message_t *m)
 		u->has_ts = c.has_orig_message_ts;
 		u->ts = sr_unix_us_to_timestamptz(c.orig_message_ts_us);
 		sr_b.remote = lappend(sr_b.remote, u);
+
+		/*
+		 * One of our own partitions: its gate moves now.  The batch that
+		 * stores the new remote offset is the one that enqueues the messages
+		 * it lets through, so no job commits before its offset is stored.
+		 */
+		sr_apply_group_offset(sr_get_part(c.partition, false), g, c.offset);
 	}
 }
 
@@ -158,5 +168,11 @@ sr_drain_commit_log(void)
 				break;
 		}
 		rd_kafka_event_destroy(ev);
+	}
+	if (n > 0)
+	{
+		sr_hold_release_all();
+		for (int i = 0; i < sr_nparts; i++)
+			sr_apply_flow(&sr_parts[i]);
 	}
 }

@@ -32,7 +32,12 @@ sr_count_kafka_error(rd_kafka_event_t *ev)
 		sr_count_fault(sr_slot, SR_FAULT_BROKER_DOWN);
 }
 
-/* Pause or resume a partition to match its state. */
+/*
+ * Pause or resume a partition to match its state.  A partition is paused
+ * only when a message past the gate found the hold full (hold.c); it moves
+ * again when it may consume directly (its gate is open and nothing of it is
+ * held) or when the hold has room again.
+ */
 void
 sr_apply_flow(sr_part *p)
 {
@@ -42,26 +47,30 @@ sr_apply_flow(sr_part *p)
 
 	if (!p->assigned)
 		return;
+	if (p->hold_blocked && p->hold_head == NULL && p->sm.cur.state == SR_STATE_LOCAL_BEHIND)
+		p->hold_blocked = false;
 	/* with no local offset yet, the first message tells where we start */
-	want_pause = p->sm.cur.offsets.has_local && p->sm.cur.state != SR_STATE_LOCAL_BEHIND;
+	want_pause = p->sm.cur.offsets.has_local && p->hold_blocked;
 	if (want_pause == p->paused)
 		return;
 	if (!want_pause)
 	{
 		/*
-		 * Messages that arrived while paused were ignored: re-read from the
-		 * local offset, whatever librdkafka had prefetched.
+		 * Messages that arrived while paused were ignored: re-read from just
+		 * past the last held message (or the local offset), whatever
+		 * librdkafka had prefetched.
 		 */
 		rd_kafka_error_t *e;
+		int64		from = sr_next_fetch(p);
 
-		l = sr_kafka_one(sr_def.topic, p->partition, p->sm.cur.offsets.local);
+		l = sr_kafka_one(sr_def.topic, p->partition, from);
 		e = rd_kafka_seek_partitions(sr_events.rk, l, 5000);
 		rd_kafka_topic_partition_list_destroy(l);
 		if (e != NULL)
 		{
 			ereport(LOG,
 					(errmsg("%s: could not seek partition %d to " INT64_FORMAT ": %s", sr_who,
-							p->partition, p->sm.cur.offsets.local, rd_kafka_error_string(e))));
+							p->partition, from, rd_kafka_error_string(e))));
 			rd_kafka_error_destroy(e);
 			return;				/* stay paused; retried at the next refresh */
 		}
@@ -100,7 +109,28 @@ sr_note_remote(sr_part *p, const sr_snapshot *prev)
 						sr_who, p->partition, o->local, o->remote)));
 }
 
-/* Re-read all remote offsets of the stream from the table. */
+/* Record a followed group's committed offset for one of our partitions. */
+void
+sr_apply_group_offset(sr_part *p, int group, int64 offset)
+{
+	sr_snapshot prev;
+	bool		changed;
+
+	if (p == NULL || !p->assigned || group < 0)
+		return;
+	if (p->sm.has_group[group] && p->sm.group[group] == offset)
+		return;
+	if (sr_partition_set_group(&p->sm, group, offset, &prev, &changed) != SR_SM_OK)
+		return;
+	sr_note_remote(p, &prev);
+	if (changed)
+		p->dirty = true;		/* store the new state */
+}
+
+/*
+ * Re-read all remote offsets of the stream from the table, release the held
+ * messages they let through into the batch, and pause or resume partitions.
+ */
 void
 sr_refresh_remote(void)
 {
@@ -113,34 +143,22 @@ sr_refresh_remote(void)
 	foreach(lc, rows)
 	{
 		sr_remote_update *u = lfirst(lc);
-		sr_part    *p = sr_get_part(u->partition, false);
-		int			g = sr_group_index(u->group);
-		sr_snapshot prev;
-		bool		changed;
 
-		if (p == NULL || !p->assigned || g < 0)
-			continue;
-		if (p->sm.has_group[g] && p->sm.group[g] == u->offset)
-			continue;
-		if (sr_partition_set_group(&p->sm, g, u->offset, &prev, &changed) != SR_SM_OK)
-			continue;
-		sr_note_remote(p, &prev);
-		if (changed)
-			p->dirty = true;	/* store the new state */
+		sr_apply_group_offset(sr_get_part(u->partition, false), sr_group_index(u->group), u->offset);
 	}
 	list_free_deep(rows);
+	sr_hold_release_all();
 	/* also retries any pause, resume or seek that failed before */
 	for (int i = 0; i < sr_nparts; i++)
 		sr_apply_flow(&sr_parts[i]);
 	sr_last_remote_refresh = GetCurrentTimestamp();
 }
 
-/* Copy a Kafka message's raw parts into a dead letter (batch context). */
+/* Copy a message's raw parts into a dead letter (batch context). */
 void
-sr_dead_letter(const rd_kafka_message_t *m, const sr_error *err, const char *topic)
+sr_dead_letter(const sr_msg *m, const sr_error *err, const char *topic)
 {
 	sr_dead    *d = palloc0(sizeof(sr_dead));
-	rd_kafka_headers_t *hdrs = NULL;
 
 	d->topic = pstrdup(topic);
 	d->partition = m->partition;
@@ -157,31 +175,25 @@ sr_dead_letter(const rd_kafka_message_t *m, const sr_error *err, const char *top
 		SET_VARSIZE(d->value, VARHDRSZ + m->len);
 		memcpy(VARDATA(d->value), m->payload, m->len);
 	}
-	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs != NULL)
+	if (m->nheaders > 0)
 	{
-		size_t		n = rd_kafka_header_cnt(hdrs);
-
-		d->header_names = palloc(sizeof(char *) * Max(n, 1));
-		d->header_values = palloc(sizeof(bytea *) * Max(n, 1));
-		for (size_t i = 0; i < n; i++)
+		d->header_names = palloc(sizeof(char *) * m->nheaders);
+		d->header_values = palloc(sizeof(bytea *) * m->nheaders);
+		for (size_t i = 0; i < m->nheaders; i++)
 		{
-			const char *name;
-			const void *val;
-			size_t		size;
+			const sr_header *h = &m->headers[i];
 
-			if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
-				break;
 			/* names go to a text column: keep them valid UTF-8 */
-			if (sr_utf8_valid((const unsigned char *) name, strlen(name)))
-				d->header_names[i] = pstrdup(name);
+			if (sr_utf8_valid((const unsigned char *) h->name, h->name_len))
+				d->header_names[i] = pnstrdup(h->name, h->name_len);
 			else
 				d->header_names[i] = pstrdup("(invalid UTF-8 header name)");
 			d->header_values[i] = NULL;
-			if (val != NULL)
+			if (h->value != NULL)
 			{
-				d->header_values[i] = palloc(VARHDRSZ + size);
-				SET_VARSIZE(d->header_values[i], VARHDRSZ + size);
-				memcpy(VARDATA(d->header_values[i]), val, size);
+				d->header_values[i] = palloc(VARHDRSZ + h->value_len);
+				SET_VARSIZE(d->header_values[i], VARHDRSZ + h->value_len);
+				memcpy(VARDATA(d->header_values[i]), h->value, h->value_len);
 			}
 			d->nheaders++;
 		}
@@ -222,36 +234,81 @@ sr_message_headers(const rd_kafka_message_t *m, size_t *n)
 	return hs;
 }
 
-/* A message that may not be enqueued yet: pause and re-read it later. */
+/*
+ * A message past the gate that the hold has no room for: pause the partition
+ * and seek back to it, so that it is re-read once the partition may move.
+ */
 static void
 sr_hold_back(sr_part *p)
 {
 	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_error_t *e;
+	int64		from = sr_next_fetch(p);
 
 	sr_count_fault(sr_slot, SR_FAULT_GATED);
+	p->hold_blocked = true;
 	if (!p->paused)
 	{
-		p->paused = false;		/* force the pause below */
 		l = sr_kafka_one(sr_def.topic, p->partition, RD_KAFKA_OFFSET_INVALID);
 		if (rd_kafka_pause_partitions(sr_events.rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR)
 			p->paused = true;
 		rd_kafka_topic_partition_list_destroy(l);
 	}
-	l = sr_kafka_one(sr_def.topic, p->partition, p->sm.cur.offsets.local);
+	l = sr_kafka_one(sr_def.topic, p->partition, from);
 	e = rd_kafka_seek_partitions(sr_events.rk, l, -1);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e != NULL)
 	{
 		ereport(LOG,
 				(errmsg("%s: could not seek partition %d back to " INT64_FORMAT ": %s",
-						sr_who, p->partition, p->sm.cur.offsets.local, rd_kafka_error_string(e))));
+						sr_who, p->partition, from, rd_kafka_error_string(e))));
 		rd_kafka_error_destroy(e);
 	}
 	p->fresh = true;
 }
 
-/* Handle one message of the events topic. */
+/*
+ * Decode a message that passed the gate into the batch and move the local
+ * offset past it.
+ */
+void
+sr_process_message(sr_part *p, const sr_msg *m)
+{
+	MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
+	sr_job		job;
+	sr_error	err;
+	sr_decode_status st;
+
+	st = sr_decode_event(sr_get_decoder(), m->payload, m->len, m->headers, m->nheaders,
+						 &job, &err);
+	if (st == SR_DECODE_JOB)
+		sr_db_batch_append(&sr_b, &sr_def, m->partition, m->offset, &job, m->has_ts,
+						   sr_unix_us_to_timestamptz(m->ts_ms * 1000), m->payload, m->len);
+	else if (st == SR_DECODE_SKIP)
+		sr_b.skipped++;
+	else
+		sr_dead_letter(m, &err, sr_def.topic);
+
+	sr_relayed(p, m->offset, m->len + m->key_len);
+	MemoryContextSwitchTo(old);
+}
+
+/* Count a message into the batch and move the local offset past it. */
+void
+sr_relayed(sr_part *p, int64 offset, size_t bytes)
+{
+	sr_snapshot prev;
+	bool		changed;
+
+	if (sr_b.started == 0)
+		sr_b.started = GetCurrentTimestamp();
+	sr_b.messages++;
+	sr_b.bytes += bytes;
+	sr_partition_set_local(&p->sm, true, offset + 1, &prev, &changed);
+	p->dirty = true;
+}
+
+/* Handle one message of the events topic, as librdkafka delivers it. */
 static void
 sr_handle_message(const rd_kafka_message_t *m)
 {
@@ -260,96 +317,68 @@ sr_handle_message(const rd_kafka_message_t *m)
 	bool		before;
 	sr_snapshot prev;
 	bool		changed;
-	sr_job		job;
-	sr_error	err;
-	sr_header  *hs;
-	size_t		nh;
-	sr_decode_status st;
-	rd_kafka_timestamp_type_t tstype;
-	int64		ts_ms;
-	int64		lo,
-				hi;
+	sr_msg		msg;
+	int64		expect;
 
 	if (p == NULL || !p->assigned)
 		return;					/* a stale message of a revoked partition */
 	o = &p->sm.cur.offsets;
 	if (p->paused)
-		return;					/* it will be re-read from the local offset */
+		return;					/* it will be re-read after the resume */
+	expect = sr_next_fetch(p);
 
 	if (p->fresh)
 	{
 		p->fresh = false;
-		if (o->has_local && m->offset < o->local)
+		if (o->has_local && m->offset < expect)
 		{
 			/*
-			 * Kafka went back below our local offset: its reset policy
-			 * applied after an OffsetOutOfRange (transient on a leader
-			 * change, or the topic was recreated).  Offsets below the local
-			 * offset were relayed already, and only an operator moves a
-			 * local offset backwards: skip up to it, as for any message
-			 * below it.
+			 * Kafka went back below where we are: its reset policy applied
+			 * after an OffsetOutOfRange (transient on a leader change, or the
+			 * topic was recreated).  Offsets below the local offset were
+			 * relayed already, those above it are held, and only an operator
+			 * moves a local offset backwards: skip up to it, as for any
+			 * message below it.
 			 */
 			ereport(LOG,
 					(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT,
-							sr_who, p->partition, m->offset, o->local),
+							sr_who, p->partition, m->offset, expect),
 					 errdetail("Kafka's reset policy applied; messages below the stored offset were relayed already and are skipped.")));
 			snprintf(p->last_error, sizeof(p->last_error),
 					 "Kafka resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT " (initial_offset_reset %s); skipped up to it",
-					 m->offset, o->local, sr_def.initial_offset_reset);
+					 m->offset, expect, sr_def.initial_offset_reset);
 			p->error_dirty = true;
-			return;				/* already enqueued */
+			return;				/* already enqueued or held */
 		}
-		if (o->has_local && m->offset > o->local)
+		if (o->has_local && m->offset > expect)
 		{
 			ereport(LOG,
 					(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", not at the stored offset " INT64_FORMAT,
-							sr_who, p->partition, m->offset, o->local),
+							sr_who, p->partition, m->offset, expect),
 					 errdetail("Offsets in between were removed by retention or are not messages; the reset policy applied.")));
 			snprintf(p->last_error, sizeof(p->last_error),
 					 "offset " INT64_FORMAT " out of range; resumed at " INT64_FORMAT " (initial_offset_reset %s)",
-					 o->local, m->offset, sr_def.initial_offset_reset);
+					 expect, m->offset, sr_def.initial_offset_reset);
 			p->error_dirty = true;
 		}
-		if (!o->has_local || m->offset != o->local)
+		if (p->hold_head == NULL && (!o->has_local || m->offset != o->local))
 		{
 			sr_partition_set_local(&p->sm, true, m->offset, &prev, &changed);
 			p->dirty = true;
 		}
 	}
-	else if (o->has_local && m->offset < o->local)
-		return;					/* already enqueued */
+	else if (o->has_local && m->offset < expect)
+		return;					/* already enqueued or held */
 
-	if (sr_partition_validate(&p->sm, m->offset, &before) != SR_SM_OK)
+	sr_msg_from_kafka(m, &msg);
+	if (p->hold_head != NULL || sr_partition_validate(&p->sm, m->offset, &before) != SR_SM_OK)
 	{
-		sr_hold_back(p);
+		/* the writer has not committed it yet */
+		if (!sr_hold_push(p, &msg))
+			sr_hold_back(p);
 		return;
 	}
-
-	hs = sr_message_headers(m, &nh);
-	st = sr_decode_event(sr_get_decoder(), m->payload, m->payload ? m->len : 0,
-						 hs, nh, &job, &err);
-	if (st == SR_DECODE_JOB)
-	{
-		ts_ms = rd_kafka_message_timestamp(m, &tstype);
-		sr_db_batch_append(&sr_b, &sr_def, m->partition, m->offset, &job,
-						   tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts_ms >= 0,
-						   sr_unix_us_to_timestamptz(ts_ms * 1000),
-						   m->payload, m->len);
-	}
-	else if (st == SR_DECODE_SKIP)
-		sr_b.skipped++;
-	else
-		sr_dead_letter(m, &err, sr_def.topic);
-
-	sr_b.messages++;
-	sr_b.bytes += m->len + m->key_len;
-	sr_partition_set_local(&p->sm, true, m->offset + 1, &prev, &changed);
-	p->dirty = true;
-	if (rd_kafka_get_watermark_offsets(sr_events.rk, sr_def.topic, m->partition, &lo, &hi) ==
-		RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0)
-		p->high_watermark = hi;
-	if (changed)
-		sr_apply_flow(p);
+	sr_process_message(p, &msg);
 }
 
 /* A message-level consumer error (offset out of range, unknown topic...). */
@@ -375,6 +404,18 @@ sr_handle_message_error(const rd_kafka_message_t *m)
 	}
 }
 
+/* Refresh a partition's high watermark from librdkafka's last fetch. */
+static void
+sr_note_watermark(sr_part *p)
+{
+	int64_t		lo,
+				hi;
+
+	if (rd_kafka_get_watermark_offsets(sr_events.rk, sr_def.topic, p->partition, &lo, &hi) ==
+		RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0)
+		p->high_watermark = hi;
+}
+
 /* Commit the batch: one transaction, then Kafka offsets for lag tools. */
 void
 sr_flush(void)
@@ -384,6 +425,8 @@ sr_flush(void)
 	rd_kafka_topic_partition_list_t *commit;
 	int			jobs = sr_b.n,
 				dead = list_length(sr_b.dead);
+	sr_part   **dirty;
+	int			ndirty = 0;
 
 	for (int i = 0; i < sr_nparts; i++)
 		if (sr_parts[i].assigned && (sr_parts[i].dirty || sr_parts[i].error_dirty))
@@ -396,6 +439,7 @@ sr_flush(void)
 	sr_db_insert_dead_letters(&sr_def, &sr_b);
 	sr_db_write_remote(&sr_def, &sr_b);
 	commit = rd_kafka_topic_partition_list_new(4);
+	dirty = palloc(sizeof(sr_part *) * Max(sr_nparts, 1));
 	for (int i = 0; i < sr_nparts; i++)
 	{
 		sr_part    *p = &sr_parts[i];
@@ -406,8 +450,10 @@ sr_flush(void)
 			(!p->has_committed || p->committed != p->sm.cur.offsets.local))
 			rd_kafka_topic_partition_list_add(commit, sr_def.topic, i)->offset =
 				p->sm.cur.offsets.local;
-		sr_db_update_partition(&sr_def, p);
+		sr_note_watermark(p);
+		dirty[ndirty++] = p;
 	}
+	sr_db_update_partitions(&sr_def, dirty, ndirty);
 	sr_db_commit();
 
 	if (commit->cnt > 0)
@@ -459,6 +505,7 @@ sr_on_assign(rd_kafka_topic_partition_list_t *parts)
 		sr_snapshot prev;
 		bool		changed;
 
+		sr_hold_drop(p);		/* anything held from an earlier assignment */
 		memset(p, 0, sizeof(*p));
 		p->partition = assign->elems[i].partition;
 		p->high_watermark = -1;
@@ -514,7 +561,13 @@ sr_on_revoke(rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_error_t *e = NULL;
 
-	/* jobs of the revoked partitions must be committed before we let go */
+	/*
+	 * Jobs of the revoked partitions must be committed before we let go; the
+	 * first flush may release held messages into a new batch (when it wrote
+	 * remote offsets), which the second commits.  What stays held is dropped:
+	 * the next owner reads it again from the local offset.
+	 */
+	sr_flush();
 	sr_flush();
 	sr_db_begin("sentry_relay: releasing partitions");
 	for (int i = 0; i < parts->cnt; i++)
@@ -522,7 +575,10 @@ sr_on_revoke(rd_kafka_topic_partition_list_t *parts)
 		sr_part    *p = sr_get_part(parts->elems[i].partition, false);
 
 		if (p != NULL)
+		{
 			p->assigned = false;
+			sr_hold_drop(p);
+		}
 		sr_db_release_partition(&sr_def, parts->elems[i].partition);
 	}
 	sr_db_commit();
@@ -546,6 +602,13 @@ sr_drain_events(TimestampTz deadline)
 	rd_kafka_event_t *ev;
 
 	sr_faults_attach(sr_slot);
+	if (sr_hold_pending())
+	{
+		/* the rest of a commit-log step, first */
+		sr_hold_release_all();
+		for (int i = 0; i < sr_nparts; i++)
+			sr_apply_flow(&sr_parts[i]);
+	}
 	while (sr_b.messages < sr_batch_size && sr_b.bytes < (size_t) sr_batch_max_bytes &&
 		   (ev = rd_kafka_queue_poll(sr_events.queue, 0)) != NULL)
 	{
@@ -569,8 +632,6 @@ sr_drain_events(TimestampTz deadline)
 							sr_set_status("running");
 							ereport(LOG, (errmsg("%s: Kafka broker is reachable again", sr_who)));
 						}
-						if (sr_b.started == 0)
-							sr_b.started = GetCurrentTimestamp();
 						sr_handle_message(m);
 					}
 					MemoryContextSwitchTo(old);
@@ -623,6 +684,9 @@ sr_drain_events(TimestampTz deadline)
 			rd_kafka_event_destroy(ev);
 		if (sr_b.started != 0 && GetCurrentTimestamp() >= deadline)
 			break;
+		/* a step of the writer waits: serve it first (worker.c) */
+		if (sr_clog_assigned && rd_kafka_queue_length(sr_clog.queue) > 0)
+			break;
 	}
 }
 
@@ -669,8 +733,10 @@ sr_kick_fetcher(void)
 		int64_t		lo,
 					hi;
 
-		if (!p->assigned || p->paused || !p->sm.cur.offsets.has_local ||
-			p->high_watermark <= p->sm.cur.offsets.local)
+		if (!p->assigned || p->paused || !p->sm.cur.offsets.has_local)
+			continue;
+		sr_note_watermark(p);
+		if (p->high_watermark <= sr_next_fetch(p))
 			continue;
 		next = i + 1;
 		last = now;

@@ -129,6 +129,7 @@ sr_db_load_stream(const char *name, sr_stream_def *def)
 	return true;
 }
 
+/* A one-dimensional array of the given element type (current context). */
 static Datum
 sr_array(Datum *elems, bool *nulls, int n, Oid type)
 {
@@ -190,34 +191,64 @@ sr_db_insert_dead_letters(const sr_stream_def *def, sr_batch *b)
 	}
 }
 
+/*
+ * Store the batch's remote offsets (one statement; a later entry for the
+ * same partition and group wins, as it did in memory) and the commit log's
+ * read positions.
+ */
 void
 sr_db_write_remote(const sr_stream_def *def, sr_batch *b)
 {
-	Oid			rtypes[5] = {TEXTOID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Oid			rtypes[5] = {TEXTOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
 	Oid			ctypes[3] = {TEXTOID, INT4OID, INT8OID};
+	int			n = 0;
 	ListCell   *lc;
 
-	foreach(lc, b->remote)
+	if (b->remote != NIL)
 	{
-		sr_remote_update *u = lfirst(lc);
+		int			cap = list_length(b->remote);
+		Datum	   *parts = palloc(sizeof(Datum) * cap);
+		Datum	   *groups = palloc(sizeof(Datum) * cap);
+		Datum	   *offsets = palloc(sizeof(Datum) * cap);
+		Datum	   *tss = palloc(sizeof(Datum) * cap);
+		bool	   *ts_nulls = palloc(sizeof(bool) * cap);
+		const char **names = palloc(sizeof(char *) * cap);
 		Datum		values[5];
-		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
+		foreach(lc, b->remote)
+		{
+			sr_remote_update *u = lfirst(lc);
+			int			i;
+
+			for (i = 0; i < n; i++)
+				if (DatumGetInt32(parts[i]) == u->partition && strcmp(names[i], u->group) == 0)
+					break;
+			if (i == n)
+			{
+				n++;
+				parts[i] = Int32GetDatum(u->partition);
+				names[i] = u->group;
+				groups[i] = CStringGetTextDatum(u->group);
+			}
+			offsets[i] = Int64GetDatum(u->offset);
+			tss[i] = TimestampTzGetDatum(u->ts);
+			ts_nulls[i] = !u->has_ts;
+		}
 		values[0] = CStringGetTextDatum(def->name);
-		values[1] = Int32GetDatum(u->partition);
-		values[2] = CStringGetTextDatum(u->group);
-		values[3] = Int64GetDatum(u->offset);
-		values[4] = TimestampTzGetDatum(u->ts);
-		nulls[4] = u->has_ts ? ' ' : 'n';
+		values[1] = sr_array(parts, NULL, n, INT4OID);
+		values[2] = sr_array(groups, NULL, n, TEXTOID);
+		values[3] = sr_array(offsets, NULL, n, INT8OID);
+		values[4] = sr_array(tss, ts_nulls, n, TIMESTAMPTZOID);
 		sr_exec(sr_prepare(&sr_plan_remote,
 						   "INSERT INTO sentry_relay.remote_offsets AS r "
 						   "(stream, partition, consumer_group, \"offset\", orig_message_ts, source) "
-						   "VALUES ($1, $2, $3, $4, $5, 'commit_log') "
+						   "SELECT $1, u.p, u.g, u.o, u.ts, 'commit_log' "
+						   "FROM unnest($2, $3, $4, $5) AS u(p, g, o, ts) "
 						   "ON CONFLICT (stream, partition, consumer_group) DO UPDATE "
 						   "SET \"offset\" = excluded.\"offset\", orig_message_ts = excluded.orig_message_ts, "
 						   "source = 'commit_log', updated_at = now()",
 						   5, rtypes),
-				values, nulls, SPI_OK_INSERT);
+				values, NULL, SPI_OK_INSERT);
 	}
 	for (int i = 0; i < b->ncl_positions; i++)
 	{
@@ -235,52 +266,108 @@ sr_db_write_remote(const sr_stream_def *def, sr_batch *b)
 	}
 }
 
-/* Write a partition's progress, fenced on the offset we last stored. */
+/*
+ * Write the progress of the given partitions in one statement, each fenced
+ * on the offset we last stored for it.  A partition whose row no longer has
+ * that offset was moved by someone else: the batch fails.
+ */
 void
-sr_db_update_partition(const sr_stream_def *def, sr_part *p)
+sr_db_update_partitions(const sr_stream_def *def, sr_part **ps, int n)
 {
-	Oid			types[9] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, INT8OID,
-	TEXTOID, BOOLOID, INT8OID};
+	Oid			types[9] = {TEXTOID, INT4OID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+	INT8ARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID};
 	Datum		values[9];
-	char		nulls[9];
-	sr_offsets *o = &p->sm.cur.offsets;
+	Datum	   *parts = palloc(sizeof(Datum) * n);
+	Datum	   *locals = palloc(sizeof(Datum) * n);
+	bool	   *local_nulls = palloc(sizeof(bool) * n);
+	Datum	   *states = palloc(sizeof(Datum) * n);
+	Datum	   *hws = palloc(sizeof(Datum) * n);
+	bool	   *hw_nulls = palloc(sizeof(bool) * n);
+	Datum	   *errors = palloc(sizeof(Datum) * n);
+	bool	   *error_nulls = palloc(sizeof(bool) * n);
+	Datum	   *error_dirty = palloc(sizeof(Datum) * n);
+	Datum	   *fences = palloc(sizeof(Datum) * n);
+	bool	   *fence_nulls = palloc(sizeof(bool) * n);
 
-	memset(nulls, ' ', sizeof(nulls));
+	if (n == 0)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		sr_part    *p = ps[i];
+		sr_offsets *o = &p->sm.cur.offsets;
+		size_t		elen = strlen(p->last_error);
+
+		parts[i] = Int32GetDatum(p->partition);
+		locals[i] = Int64GetDatum(o->local);
+		local_nulls[i] = !o->has_local;
+		states[i] = CStringGetTextDatum(sr_pstate_name(p->sm.cur.state));
+		hws[i] = Int64GetDatum(p->high_watermark);
+		hw_nulls[i] = p->high_watermark < 0;
+		/* snprintf may have cut a multibyte character: keep whole ones only */
+		errors[i] = PointerGetDatum(cstring_to_text_with_len(p->last_error,
+															 pg_mbcliplen(p->last_error, elen, elen)));
+		error_nulls[i] = p->last_error[0] == '\0';
+		error_dirty[i] = BoolGetDatum(p->error_dirty);
+		fences[i] = Int64GetDatum(p->committed);
+		fence_nulls[i] = !p->has_committed;
+	}
 	values[0] = CStringGetTextDatum(def->name);
-	values[1] = Int32GetDatum(p->partition);
-	values[2] = Int64GetDatum(o->local);
-	nulls[2] = o->has_local ? ' ' : 'n';
-	values[3] = CStringGetTextDatum(sr_pstate_name(p->sm.cur.state));
-	values[4] = Int32GetDatum(MyProcPid);
-	values[5] = Int64GetDatum(p->high_watermark);
-	nulls[5] = p->high_watermark >= 0 ? ' ' : 'n';
-	/* snprintf may have cut a multibyte character: keep whole ones only */
-	values[6] = PointerGetDatum(cstring_to_text_with_len(p->last_error,
-														 pg_mbcliplen(p->last_error, strlen(p->last_error),
-																	  strlen(p->last_error))));
-	nulls[6] = p->last_error[0] ? ' ' : 'n';
-	values[7] = BoolGetDatum(p->error_dirty);
-	values[8] = Int64GetDatum(p->committed);
-	nulls[8] = p->has_committed ? ' ' : 'n';
+	values[1] = Int32GetDatum(MyProcPid);
+	values[2] = sr_array(parts, NULL, n, INT4OID);
+	values[3] = sr_array(locals, local_nulls, n, INT8OID);
+	values[4] = sr_array(states, NULL, n, TEXTOID);
+	values[5] = sr_array(hws, hw_nulls, n, INT8OID);
+	values[6] = sr_array(errors, error_nulls, n, TEXTOID);
+	values[7] = sr_array(error_dirty, NULL, n, BOOLOID);
+	values[8] = sr_array(fences, fence_nulls, n, INT8OID);
 	sr_exec(sr_prepare(&sr_plan_update_part,
-					   "UPDATE sentry_relay.partition_state SET local_offset = $3, state = $4, "
-					   "worker_pid = $5, high_watermark = coalesce($6, high_watermark), "
-					   "last_error = CASE WHEN $8 THEN $7 ELSE last_error END, updated_at = now() "
-					   "WHERE stream = $1 AND partition = $2 AND local_offset IS NOT DISTINCT FROM $9",
+					   "UPDATE sentry_relay.partition_state AS s SET local_offset = u.local, state = u.state, "
+					   "worker_pid = $2, high_watermark = coalesce(u.hw, s.high_watermark), "
+					   "last_error = CASE WHEN u.error_dirty THEN u.last_error ELSE s.last_error END, "
+					   "updated_at = now() "
+					   "FROM unnest($3, $4, $5, $6, $7, $8, $9) "
+					   "AS u(partition, local, state, hw, last_error, error_dirty, fence) "
+					   "WHERE s.stream = $1 AND s.partition = u.partition "
+					   "AND s.local_offset IS NOT DISTINCT FROM u.fence "
+					   "RETURNING s.partition",
 					   9, types),
-			values, nulls, SPI_OK_UPDATE);
-	if (SPI_processed != 1)
+			values, NULL, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed != (uint64) n)
+	{
+		/* name a partition that was not updated */
+		sr_part    *lost = NULL;
+
+		for (int i = 0; i < n && lost == NULL; i++)
+		{
+			bool		found = false;
+
+			for (uint64 t = 0; t < SPI_processed && !found; t++)
+			{
+				bool		isnull;
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[t], SPI_tuptable->tupdesc, 1, &isnull);
+
+				found = !isnull && DatumGetInt32(d) == ps[i]->partition;
+			}
+			if (!found)
+				lost = ps[i];
+		}
+		if (lost == NULL)
+			elog(ERROR, "sentry_relay: updated " UINT64_FORMAT " partitions, not %d", SPI_processed, n);
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("partition %d of stream \"%s\" was moved by another worker or an operator",
-						p->partition, def->name),
+						lost->partition, def->name),
 				 errdetail("This worker expected local offset %s.",
-						   p->has_committed ? psprintf(INT64_FORMAT, p->committed) : "NULL"),
+						   lost->has_committed ? psprintf(INT64_FORMAT, lost->committed) : "NULL"),
 				 errhint("The worker restarts and resumes from the stored offset; nothing is enqueued twice.")));
-	p->has_committed = o->has_local;
-	p->committed = o->local;
-	p->dirty = false;
-	p->error_dirty = false;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		ps[i]->has_committed = ps[i]->sm.cur.offsets.has_local;
+		ps[i]->committed = ps[i]->sm.cur.offsets.local;
+		ps[i]->dirty = false;
+		ps[i]->error_dirty = false;
+	}
 }
 
 /* Take a partition on assignment; reads its stored local offset. */

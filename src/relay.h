@@ -32,6 +32,11 @@ typedef struct sr_part
 	int64		high_watermark;
 	char		last_error[256];
 	bool		error_dirty;
+	/* messages read past the gate, oldest first (hold.c) */
+	struct sr_held *hold_head;
+	struct sr_held *hold_tail;
+	size_t		hold_bytes;
+	bool		hold_blocked;	/* a message did not fit: paused for it */
 } sr_part;
 
 /* A dead letter waiting for the batch commit. */
@@ -85,6 +90,11 @@ extern void sr_db_batch_append(sr_batch *b, const sr_stream_def *def,
 							   int32 partition, int64 offset, const sr_job *job,
 							   bool has_ts, TimestampTz ts,
 							   const void *body, size_t body_len);
+extern void sr_db_job_row(StringInfo s, const sr_stream_def *def,
+						  int32 partition, int64 offset, const sr_job *job,
+						  bool has_ts, TimestampTz ts,
+						  const void *body, size_t body_len);
+extern void sr_db_batch_append_row(sr_batch *b, const char *row, size_t len);
 
 /* queue.c: the database side, called inside sr_db_begin/sr_db_commit */
 extern void sr_db_begin(const char *activity);
@@ -92,7 +102,7 @@ extern void sr_db_commit(void);
 extern bool sr_db_load_stream(const char *name, sr_stream_def *def);
 extern void sr_db_insert_dead_letters(const sr_stream_def *def, sr_batch *b);
 extern void sr_db_write_remote(const sr_stream_def *def, sr_batch *b);
-extern void sr_db_update_partition(const sr_stream_def *def, sr_part *p);
+extern void sr_db_update_partitions(const sr_stream_def *def, sr_part **ps, int n);
 extern void sr_db_claim_partition(const sr_stream_def *def, sr_part *p);
 extern void sr_db_release_partition(const sr_stream_def *def, int32 partition);
 extern List *sr_db_read_remote(const sr_stream_def *def);

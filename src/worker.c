@@ -168,6 +168,7 @@ sr_worker_shutdown(void)
 
 	sr_set_status("stopping");
 	sr_flush();
+	sr_flush();					/* what the first one released from the hold */
 
 	/* let go of our partitions in the table, as a revoke would */
 	sr_db_begin("sentry_relay: releasing partitions");
@@ -175,6 +176,7 @@ sr_worker_shutdown(void)
 		if (sr_parts[i].assigned)
 		{
 			sr_parts[i].assigned = false;
+			sr_hold_drop(&sr_parts[i]);
 			sr_db_release_partition(&sr_def, i);
 		}
 	sr_db_commit();
@@ -316,14 +318,19 @@ sr_worker_main(Datum main_arg)
 		if (sr_clog_wanted && !sr_clog_assigned && now >= sr_clog_next_try)
 			sr_clog_assign();
 		if (sr_clog_assigned)
+		{
 			sr_drain_commit_log();
+			/* commit a step of the writer, and what it let through, at once */
+			if (sr_b.remote != NIL || sr_b.n > 0)
+				sr_flush();
+		}
 
 		deadline = TimestampTzPlusMilliseconds(now, sr_batch_timeout);
 		sr_drain_events(deadline);
 		sr_flush();
 		sr_kick_fetcher();
 
-		if (rd_kafka_queue_length(sr_events.queue) > 0 ||
+		if (rd_kafka_queue_length(sr_events.queue) > 0 || sr_hold_pending() ||
 			(sr_clog_assigned && rd_kafka_queue_length(sr_clog.queue) > 0))
 			timeout = 0;
 		else if (sr_clog_wanted && !sr_clog_assigned)

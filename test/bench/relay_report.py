@@ -153,14 +153,17 @@ def main():
     p("")
 
     # --- D -------------------------------------------------------------------
-    d = [r for r in runs if r["scenario"] == "D"]
-    if d:
-        d = d[0]
-        out["scenarios"]["D"] = d
+    ds = [r for r in runs if r["scenario"] == "D"]
+    for d in ds:
+        if d["name"] == "d":
+            out["scenarios"]["D"] = d
+        else:
+            out["scenarios"]["D_" + d["name"]] = d
         lat = d["latency"]
-        p("D latency at %d msg/s (%d partitions, %d worker(s), %s; achieved %.0f msg/s, %d late ticks):"
+        p("D latency at %d msg/s (%d partitions, %d worker(s), %s; achieved %.0f msg/s, %d late ticks), stream %s, %s:"
           % (d["rate"], d["partitions"], d["workers"], "headers" if d["headers"] else "body decoding",
-             d["driver"]["achieved_rate"], d["driver"]["late_ticks"]))
+             d["driver"]["achieved_rate"], d["driver"]["late_ticks"], d["name"],
+             ("Kafka properties " + d["kafka_opts"]) if d.get("kafka_opts") else "the relay's default Kafka properties"))
         p("  commit-log entry produced -> its last job committed: p50 %s ms, p99 %s ms, max %s ms, mean %s ms "
           "(%d entries; %d with a job committed before the entry was sent)"
           % (lat["p50_ms"], lat["p99_ms"], lat["max_ms"], lat["mean_ms"], lat["entries"], lat["early_entries"]))

@@ -52,7 +52,8 @@
 #                          (default) adds a run "d_default" with the relay's own
 #   BENCH_E_MSGS           backlog (1000000; quick 100000); BENCH_E_PARTITIONS
 #                          (128); BENCH_E_STEPS (10); BENCH_E_BIG (5000000 bytes)
-#   BENCH_F_PARTS          ("1 8 64"); BENCH_F_PART_MSGS (5000, ~0.8 KB each)
+#   BENCH_F_PARTS          ("1 8 64"); BENCH_F_PART_MSGS (5000, ~0.8 KB each);
+#                          BENCH_F_PART_REPS (3: the median is reported)
 #   BENCH_F_SIZES          ("512 2048 16384 262144"); BENCH_F_BYTES (134217728;
 #                          quick 16777216) per size; BENCH_F_WORKERS (1)
 #   BENCH_PERF             1 (default) profiles a run of A; 0 skips
@@ -89,6 +90,7 @@ E_STEPS=${BENCH_E_STEPS:-10}
 E_BIG=${BENCH_E_BIG:-5000000}
 F_PARTS=${BENCH_F_PARTS:-1 8 64}
 F_PART_MSGS=${BENCH_F_PART_MSGS:-5000}
+F_PART_REPS=${BENCH_F_PART_REPS:-3}
 F_SIZES=${BENCH_F_SIZES:-512 2048 16384 262144}
 F_BYTES=${BENCH_F_BYTES:-$(q 134217728 16777216)}
 F_WORKERS=${BENCH_F_WORKERS:-1}
@@ -503,9 +505,14 @@ fi
 # --- F: scaling ---------------------------------------------------------------
 if has F; then
 	log "scenario F: throughput against partitions ($F_PART_MSGS messages, ~0.8 KB)"
+	# each count F_PART_REPS times (the same corpus on fresh topics): one
+	# drain lasts a fraction of a second, so the report takes the median
 	for np in $F_PARTS; do
-		corpus "fp$np" "events-fp$np" "$np" --count "$F_PART_MSGS" --size 650 --seed $((100 + np))
-		drain_run F_parts "f_p$np" "events-fp$np" "$np" "$F_WORKERS" "$CORPUS_JSON"
+		for rep in $(seq 1 "$F_PART_REPS"); do
+			sfx=$([ "$rep" = 1 ] || echo "_r$rep")
+			corpus "fp$np$sfx" "events-fp$np$sfx" "$np" --count "$F_PART_MSGS" --size 650 --seed $((100 + np))
+			drain_run F_parts "f_p$np$sfx" "events-fp$np$sfx" "$np" "$F_WORKERS" "$CORPUS_JSON"
+		done
 	done
 	log "scenario F: throughput against message size ($F_BYTES bytes each, 64 partitions)"
 	for sz in $F_SIZES; do

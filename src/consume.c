@@ -2,10 +2,11 @@
  * consume.c - the relay worker's consumption of the events topic.
  *
  * A message at offset o of partition p is enqueued only when o is below the
- * minimum remote offset of the followed writer groups for p.  A partition
- * that may not advance is paused; a message that arrives past the gate
- * pauses its partition and seeks back to the local offset, so it is re-read
- * once the writer catches up and nothing is dropped.  Each batch (cut by
+ * minimum remote offset of the followed writer groups for p.  A message
+ * that arrives past the gate is held, decoded, in memory until the writer
+ * catches up (hold.c); when the hold is full, its partition is paused and
+ * seeks back to just past the last held message, so it is re-read later and
+ * nothing is dropped.  Each batch (cut by
  * count, bytes and time) commits jobs, dead letters and fenced local offsets
  * in one transaction, then commits the Kafka offsets for lag tools.
  * Rebalances flush the batch before partitions change hands.

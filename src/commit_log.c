@@ -170,9 +170,5 @@ sr_drain_commit_log(void)
 		rd_kafka_event_destroy(ev);
 	}
 	if (n > 0)
-	{
 		sr_hold_release_all();
-		for (int i = 0; i < sr_nparts; i++)
-			sr_apply_flow(&sr_parts[i]);
-	}
 }

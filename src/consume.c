@@ -149,9 +149,6 @@ sr_refresh_remote(void)
 	}
 	list_free_deep(rows);
 	sr_hold_release_all();
-	/* also retries any pause, resume or seek that failed before */
-	for (int i = 0; i < sr_nparts; i++)
-		sr_apply_flow(&sr_parts[i]);
 	sr_last_remote_refresh = GetCurrentTimestamp();
 }
 
@@ -491,6 +488,18 @@ sr_flush(void)
 	}
 }
 
+/*
+ * Commit the batch, and then what its commit released from the hold (a
+ * flush that wrote remote offsets re-reads them, which can release held
+ * messages into a new batch); before partitions are let go.
+ */
+void
+sr_flush_all(void)
+{
+	sr_flush();
+	sr_flush();
+}
+
 /* Partitions assigned to us: claim them in the table and position them. */
 static void
 sr_on_assign(rd_kafka_topic_partition_list_t *parts)
@@ -563,13 +572,11 @@ sr_on_revoke(rd_kafka_topic_partition_list_t *parts)
 	rd_kafka_error_t *e = NULL;
 
 	/*
-	 * Jobs of the revoked partitions must be committed before we let go; the
-	 * first flush may release held messages into a new batch (when it wrote
-	 * remote offsets), which the second commits.  What stays held is dropped:
-	 * the next owner reads it again from the local offset.
+	 * Jobs of the revoked partitions must be committed before we let go.
+	 * What stays held is dropped: the next owner reads it again from the
+	 * local offset.
 	 */
-	sr_flush();
-	sr_flush();
+	sr_flush_all();
 	sr_db_begin("sentry_relay: releasing partitions");
 	for (int i = 0; i < parts->cnt; i++)
 	{
@@ -604,12 +611,7 @@ sr_drain_events(TimestampTz deadline)
 
 	sr_faults_attach(sr_slot);
 	if (sr_hold_pending())
-	{
-		/* the rest of a commit-log step, first */
-		sr_hold_release_all();
-		for (int i = 0; i < sr_nparts; i++)
-			sr_apply_flow(&sr_parts[i]);
-	}
+		sr_hold_release_all();	/* the rest of a commit-log step, first */
 	while (sr_b.messages < sr_batch_size && sr_b.bytes < (size_t) sr_batch_max_bytes &&
 		   (ev = rd_kafka_queue_poll(sr_events.queue, 0)) != NULL)
 	{

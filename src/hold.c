@@ -278,17 +278,19 @@ sr_hold_release(sr_part *p)
  * Release what the gate lets through on every assigned partition, as far as
  * the batch limits allow (sentry_relay.batch_size, batch_max_bytes): a
  * commit-log step that lets many messages through is committed in several
- * batches, as a drain is.
+ * batches, as a drain is.  Then pause or resume every partition to match,
+ * which also retries any pause, resume or seek that failed before.
  */
 void
 sr_hold_release_all(void)
 {
 	sr_hold_more = false;
-	if (sr_hold_count == 0)
-		return;
+	if (sr_hold_count > 0)
+		for (int i = 0; i < sr_nparts; i++)
+			if (sr_parts[i].assigned && sr_parts[i].hold_head != NULL)
+				sr_hold_release(&sr_parts[i]);
 	for (int i = 0; i < sr_nparts; i++)
-		if (sr_parts[i].assigned && sr_parts[i].hold_head != NULL)
-			sr_hold_release(&sr_parts[i]);
+		sr_apply_flow(&sr_parts[i]);
 }
 
 /* Whether held messages may pass but wait for the next batch. */

@@ -167,8 +167,7 @@ sr_worker_shutdown(void)
 	rd_kafka_error_t *e;
 
 	sr_set_status("stopping");
-	sr_flush();
-	sr_flush();					/* what the first one released from the hold */
+	sr_flush_all();
 
 	/* let go of our partitions in the table, as a revoke would */
 	sr_db_begin("sentry_relay: releasing partitions");

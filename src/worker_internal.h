@@ -60,6 +60,7 @@ extern void sr_process_message(sr_part *p, const sr_msg *m);
 extern void sr_relayed(sr_part *p, int64 offset, size_t bytes);
 extern void sr_apply_group_offset(sr_part *p, int group, int64 offset);
 extern void sr_flush(void);
+extern void sr_flush_all(void);
 extern void sr_drain_events(TimestampTz deadline);
 extern void sr_kick_fetcher(void);
 

@@ -28,9 +28,9 @@
 #  F  throughput against partitions (BENCH_F_PARTS, same messages) and
 #     against message size (BENCH_F_SIZES, same bytes), BENCH_F_WORKERS
 #     workers, body decoding.
-#  P  (BENCH_PERF=1) an extra run of A with one worker under
-#     `perf record -e cpu-clock -g`; the top of the profile goes to
-#     results/relay_perf.txt.
+#  P  (BENCH_PERF=1) an extra run of A (or of BENCH_PERF_OF=B) with one
+#     worker under `perf record -e cpu-clock -g`; the top of the profile
+#     goes to results/relay_perf.txt.
 #
 # Durability settings are PostgreSQL's defaults.  Results:
 # test/bench/results/relay.json (machine-readable), relay.txt (the printed
@@ -58,6 +58,7 @@
 #                          quick 16777216) per size; BENCH_F_WORKERS (1)
 #   BENCH_PERF             1 (default) profiles a run of A; 0 skips
 #   BENCH_PERF_SECONDS     profile length cap (20)
+#   BENCH_PERF_OF          which drain to profile, A (default) or B
 #   BENCH_KAFKA_OPTS       extra librdkafka properties for every stream, as JSON
 #                          members, e.g. '"fetch.wait.max.ms": "20"'
 #   BENCH_PORT (54351), BENCH_CONF (extra postgresql.conf lines), BENCH_KEEP=1
@@ -96,6 +97,7 @@ F_BYTES=${BENCH_F_BYTES:-$(q 134217728 16777216)}
 F_WORKERS=${BENCH_F_WORKERS:-1}
 PERF=${BENCH_PERF:-1}
 PERF_SECONDS=${BENCH_PERF_SECONDS:-20}
+PERF_OF=${BENCH_PERF_OF:-A}
 PORT=${BENCH_PORT:-54351}
 RUN_AS=postgres
 RESULTS=$BENCH/results
@@ -144,6 +146,8 @@ coproc KAFKA { "$MOCK" --brokers 1 -X message.max.bytes=10000000 -X linger.ms=10
 KAFKA_PID=$KAFKA_PID
 read -r -t 30 word BOOTSTRAP <&"${KAFKA[0]}" || true
 [ "${word:-}" = BOOTSTRAP ] || { echo "the Kafka mock did not start" >&2; cat "$WORK/kafka.log" >&2; exit 1; }
+# the mock's own process (the coprocess may be a subshell around it), for its CPU time
+MOCK_PID=$(pgrep -P "$KAFKA_PID" -f sr_kafka_mock || echo "$KAFKA_PID")
 # kafka CMD...: one command; its answer (after "OK ") goes to $KREPLY
 kafka() {
 	local reply
@@ -262,11 +266,14 @@ cpu_ticks() {
 	echo $t
 }
 
+# machine_ticks: busy and total CPU ticks of the whole machine (/proc/stat)
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+
 # drain_run SCENARIO NAME TOPIC PARTS WORKERS CORPUS_JSON [perf]: one drain
 # measurement (see A); appends a JSON line to $RUNS
 drain_run() {
 	local scen=$1 name=$2 topic=$3 parts=$4 workers=$5 cj=$6 prof=${7:-}
-	local msgs jobs bad t0 t1 got pid pids cpu0 cpu
+	local msgs jobs bad t0 t1 got pid pids cpu0 cpu mcpu0 mcpu m0 m1
 	msgs=$(json_get "$cj" messages)
 	jobs=$(json_get "$cj" jobs)
 	bad=$(json_get "$cj" bad)
@@ -280,11 +287,15 @@ drain_run() {
 	fi
 	pids=$(sql "SELECT string_agg(pid::text, ' ') FROM sentry_relay.workers WHERE stream = '$name'")
 	cpu0=$(cpu_ticks $pids)
+	mcpu0=$(cpu_ticks "$MOCK_PID")
+	m0=$(machine_ticks)
 	t0=$(now)
 	commit_to "$name" "$topic" "$parts" "$(json_get "$cj" per_partition | tr -d '[] ')"
 	wait_sql "SELECT coalesce(sum(local_offset), 0) FROM sentry_relay.partitions WHERE stream = '$name'" \
 		"$msgs" 1800
 	cpu=$(calc "($(cpu_ticks $pids) - $cpu0) / $(getconf CLK_TCK)")
+	mcpu=$(calc "($(cpu_ticks "$MOCK_PID") - $mcpu0) / $(getconf CLK_TCK)")
+	m1=$(machine_ticks)
 	if [ -n "$prof" ]; then
 		kill -INT "$PERF_PID" 2>/dev/null || true
 		wait "$PERF_PID" || true
@@ -298,12 +309,13 @@ drain_run() {
 	if [ "$got_jobs" != "$jobs" ] || [ "$got_dead" != "$bad" ]; then
 		echo "WARNING: $name: $got_jobs jobs and $got_dead dead letters, expected $jobs and $bad" >&2
 	fi
-	printf '{"scenario": "%s", "name": "%s", "topic": "%s", "partitions": %d, "workers": %d, "messages": %d, "jobs": %d, "dead_letters": %d, "expected_jobs": %d, "expected_dead": %d, "batches": %s, "skipped": %s, "gated": %s, "t0": %s, "t1": %s, "seconds": %s, "worker_cpu_s": %s, "corpus": "%s"}\n' \
+	printf '{"scenario": "%s", "name": "%s", "topic": "%s", "partitions": %d, "workers": %d, "messages": %d, "jobs": %d, "dead_letters": %d, "expected_jobs": %d, "expected_dead": %d, "batches": %s, "skipped": %s, "gated": %s, "t0": %s, "t1": %s, "seconds": %s, "worker_cpu_s": %s, "mock_cpu_s": %s, "machine_busy": %s, "corpus": "%s"}\n' \
 		"$scen" "$name" "$topic" "$parts" "$workers" "$msgs" "$got_jobs" "$got_dead" "$jobs" "$bad" \
-		"${batches:-null}" "${skipped:-null}" "${gated:-null}" "$t0" "$t1" "$(calc "$t1 - $t0")" "$cpu" "$(basename "$cj")" >>"$RUNS"
+		"${batches:-null}" "${skipped:-null}" "${gated:-null}" "$t0" "$t1" "$(calc "$t1 - $t0")" "$cpu" "$mcpu" \
+		"$(calc "(${m1% *} - ${m0% *}) / (${m1#* } - ${m0#* })")" "$(basename "$cj")" >>"$RUNS"
 	log "  $name: $msgs messages, $got_jobs jobs in $(printf %.3f "$(calc "$t1 - $t0")") s" \
 		"($(calc "$msgs / ($t1 - $t0)") msg/s, $workers workers, $parts partitions, $batches batches, $gated gated," \
-		"worker CPU $cpu s)"
+		"worker CPU $cpu s, mock CPU $mcpu s)"
 	drop_stream "$name"
 }
 
@@ -359,11 +371,12 @@ fi
 while has C && [ -f "$WORK/jobs.copy" ] && [ $c_rep -lt "$C_REPS" ]; do c_between; done
 
 # --- P: profile of A with one worker ------------------------------------------
-if [ "$PERF" = 1 ] && has A; then
-	log "profile: scenario A, 1 worker, under perf record"
-	if drain_run P a_perf events-a "$PARTS" 1 "$CJ_A" perf && [ -s "$WORK/perf.data" ]; then
+if [ "$PERF" = 1 ] && has "$PERF_OF"; then
+	log "profile: scenario $PERF_OF, 1 worker, under perf record"
+	if [ "$PERF_OF" = B ]; then perf_args=(b_perf events-b "$PARTS" 1 "$CJ_B"); else perf_args=(a_perf events-a "$PARTS" 1 "$CJ_A"); fi
+	if drain_run P "${perf_args[@]}" perf && [ -s "$WORK/perf.data" ]; then
 		{
-			echo "# perf record -e cpu-clock -g on the relay worker, scenario A (1 worker), $(date -u +%FT%TZ)"
+			echo "# perf record -e cpu-clock -g on the relay worker, scenario $PERF_OF (1 worker), $(date -u +%FT%TZ)"
 			echo "## by thread (the main thread is the PostgreSQL worker; rdk:* are librdkafka's)"
 			perf report -i "$WORK/perf.data" --stdio --no-children --sort comm -g none 2>/dev/null | grep -v '^$' | grep -v '^#' | head -12 || true
 			echo "## by shared object"

@@ -147,7 +147,7 @@ def main():
     if prof:
         r = prof[0]
         p("%-34s %8d %9.3f %10d %10d   (under perf: not a measurement)"
-          % ("profiled run of A", r["workers"], r["seconds"], r["messages"] / r["seconds"], r["jobs"] / r["seconds"]))
+          % ("profiled run of " + ("B" if r["name"].startswith("b_") else "A"), r["workers"], r["seconds"], r["messages"] / r["seconds"], r["jobs"] / r["seconds"]))
     p("  (busy: the workers' CPU time / (elapsed time x workers); msgs/CPU-s: messages per second of worker CPU,")
     p("   what a worker that never waited for Kafka would do)")
     p("")
@@ -290,7 +290,8 @@ def main():
     perf = os.path.join(a.raw, "relay_perf.txt")
     if os.path.exists(perf):
         out["profile_file"] = "relay_raw/relay_perf.txt"
-        p("profile of the worker (scenario A, 1 worker): %s" % perf)
+        which = "B" if any(r["scenario"] == "P" and r["name"].startswith("b_") for r in runs) else "A"
+        p("profile of the worker (scenario %s, 1 worker): %s" % (which, perf))
     p("total time %d s" % a.elapsed)
 
     # --- plot data -----------------------------------------------------------

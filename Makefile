@@ -17,6 +17,7 @@ OBJS = \
 	src/decode_sql.o \
 	src/decode_common.o \
 	src/decode_event.o \
+	src/decode_fast.o \
 	src/decode_commit.o \
 	src/json_skim.o \
 	src/state.o \
@@ -69,7 +70,7 @@ install:
 	$(MAKE) install
 endif
 
-.PHONY: deps test demo fuzz fuzz-smoke unit bench
+.PHONY: deps test demo fuzz fuzz-smoke unit bench bench-decode
 
 deps:
 	$(CURDIR)/test/setup-deps.sh
@@ -91,11 +92,11 @@ test/unit/test_state: test/unit/test_state.c src/state.c src/state.h test/unit/t
 
 test/unit/test_decode: test/unit/test_decode.c src/decode_*.c src/json_skim.c src/decode.h test/unit/tap.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_decode.c src/decode_common.c \
-		src/decode_event.c src/decode_commit.c src/json_skim.c -ljson-c -lm
+		src/decode_event.c src/decode_fast.c src/decode_commit.c src/json_skim.c -ljson-c -lm
 
 test/unit/test_skim: test/unit/test_skim.c src/decode_*.c src/json_skim.c src/json_skim.h src/decode.h test/unit/tap.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_skim.c src/decode_common.c \
-		src/decode_event.c src/decode_commit.c src/json_skim.c -ljson-c -lm
+		src/decode_event.c src/decode_fast.c src/decode_commit.c src/json_skim.c -ljson-c -lm
 
 unit: test/unit/test_state test/unit/test_decode test/unit/test_skim
 
@@ -120,6 +121,18 @@ bench: deps
 	$(MAKE) install
 	$(MAKE) -C test/kafka_mock
 	$(CURDIR)/test/bench/relay_bench.sh
+
+# Decoder micro-benchmark: the skim and fast path against json-c's whole
+# parse, on 20,000 messages of the bench corpus (BENCH_DECODE_ARGS: corpus
+# options).  Needs no server.
+test/bench/decode_bench: test/bench/decode_bench.c src/decode_*.c src/json_skim.c src/decode.h
+	$(CC) -O2 -g -Wall -Wextra -Werror -Isrc -o $@ test/bench/decode_bench.c src/decode_common.c \
+		src/decode_event.c src/decode_fast.c src/decode_commit.c src/json_skim.c -ljson-c -lm
+
+bench-decode: test/bench/decode_bench
+	/usr/bin/python3 test/bench/relay_corpus.py events /tmp/sentry_relay_decode_corpus \
+		--topic events --partitions 8 --count 20000 $(BENCH_DECODE_ARGS) >/dev/null
+	test/bench/decode_bench /tmp/sentry_relay_decode_corpus 5
 
 # Chaos soak (issue #6): faults at random times against a 3-broker mock
 # cluster; CHAOS_SECONDS long (a 2-minute version runs inside make test).

@@ -6,6 +6,10 @@
  * skipped.  Current producers repeat the task fields in Kafka headers: when
  * those are present and complete the body is never read, and when they are
  * incomplete or invalid the body is decoded instead, as Sentry does.
+ *
+ * A body is first skimmed (json_skim.c) and, in the plain cases, decoded
+ * straight from its text (decode_fast.c); otherwise json-c parses it, and
+ * its result and errors are the reference.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,15 +17,6 @@
 
 #include "decode_internal.h"
 #include "json_skim.h"
-
-/* Scratch state: arena offsets of a job's strings until they are resolved. */
-typedef struct sr_job_offsets
-{
-	sr_aoff		primary_hash;
-	sr_aoff		group_states;
-	sr_aoff		occurrence_id;
-	sr_aoff		queue;
-} sr_job_offsets;
 
 static const char *const sr_v1_skip_ops[] = {
 	"delete", "delete_groups", "merge", "unmerge", NULL
@@ -38,7 +33,7 @@ static const char *const sr_v2_skip_ops[] = {
 };
 
 /* The static name of a known operation of this version, or NULL. */
-static const char *
+const char *
 sr_event_lookup_op(int version, const char *op, size_t len)
 {
 	const char *const *list = version == 1 ? sr_v1_skip_ops : sr_v2_skip_ops;
@@ -52,7 +47,7 @@ sr_event_lookup_op(int version, const char *op, size_t len)
 }
 
 /* Store a 32-hex-digit event id, lower-cased, into job->event_id. */
-static bool
+bool
 sr_event_set_event_id(sr_job *job, const char *s, size_t len, sr_error *err)
 {
 	char		ex[64];
@@ -81,6 +76,56 @@ sr_event_set_event_id(sr_job *job, const char *s, size_t len, sr_error *err)
 	sr_set_error(err, SR_ERR_INVALID_VALUE,
 				 "field \"event_id\" must be 32 hexadecimal digits, not \"%s\"", ex);
 	return false;
+}
+
+/* Write v (>= 0) in decimal at p; returns the number of digits. */
+static size_t
+sr_event_format_uint(char *p, int64_t v)
+{
+	char		tmp[24];
+	size_t		n = 0;
+
+	do
+	{
+		tmp[n++] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/*
+ * Append group state i of an array to the arena in canonical form,
+ * {"id":N,"is_new":B,"is_regression":B,"is_new_group_environment":B},
+ * preceded by a comma unless it is the first.  Both decoding paths use it.
+ */
+bool
+sr_event_append_group_state(sr_decoder *dec, size_t i, int64_t id,
+							const bool flags[3], sr_error *err)
+{
+	static const char *const names[] = {
+		",\"is_new\":", ",\"is_regression\":", ",\"is_new_group_environment\":"
+	};
+	char		buf[160];
+	size_t		n = 0;
+
+	if (i > 0)
+		buf[n++] = ',';
+	memcpy(buf + n, "{\"id\":", 6);
+	n += 6;
+	n += sr_event_format_uint(buf + n, id);
+	for (int f = 0; f < 3; f++)
+	{
+		size_t		l = strlen(names[f]);
+
+		memcpy(buf + n, names[f], l);
+		n += l;
+		memcpy(buf + n, flags[f] ? "true" : "false", flags[f] ? 4 : 5);
+		n += flags[f] ? 4 : 5;
+	}
+	buf[n++] = '}';
+	return sr_arena_append(dec, buf, n, err);
 }
 
 /*
@@ -115,10 +160,8 @@ sr_event_group_states(sr_decoder *dec, struct json_object *arr, sr_aoff *off,
 	{
 		struct json_object *gs = json_object_array_get_idx(arr, i);
 		struct json_object *v;
-		char		buf[160];
 		int64_t		id;
 		bool		b[3];
-		int			len;
 
 		if (gs == NULL || !json_object_is_type(gs, json_type_object))
 		{
@@ -146,13 +189,7 @@ sr_event_group_states(sr_decoder *dec, struct json_object *arr, sr_aoff *off,
 			if (!sr_json_bool(v, flag_fields[f], &b[f], err))
 				return false;
 		}
-		len = snprintf(buf, sizeof(buf),
-					   "%s{\"id\":%lld,\"is_new\":%s,\"is_regression\":%s,"
-					   "\"is_new_group_environment\":%s}",
-					   i > 0 ? "," : "", (long long) id,
-					   b[0] ? "true" : "false", b[1] ? "true" : "false",
-					   b[2] ? "true" : "false");
-		if (!sr_arena_append(dec, buf, (size_t) len, err))
+		if (!sr_event_append_group_state(dec, i, id, b, err))
 			return false;
 	}
 	if (!sr_arena_append(dec, "]", 1, err) || !sr_arena_append(dec, "", 1, err))
@@ -289,64 +326,45 @@ sr_event_insert_from_json(sr_decoder *dec, struct json_object *root,
 	return SR_DECODE_JOB;
 }
 
-/* The event-data members the decoder reads; the skim keeps their values. */
-static const char *const sr_event_read_members[] = {
-	"event_id", "project_id", "group_id", "primary_hash", "occurrence_id", NULL
-};
-
 #define SR_SKIM_MIN_VALUE 16	/* shorter values are not worth dropping */
 #define SR_SKIM_MAX_DROP 64
 
 /*
- * Parse an event message, through the skim when it pays: json-c then sees a
- * copy in which the bulky event-data values the decoder never reads are
- * null.  If the skim declines, or json-c rejects the copy, the original text
- * is parsed, so results and errors are always those of a whole parse.
+ * Parse a copy of an event message in which the bulky event-data values the
+ * decoder never reads (found by the skim) are null.  NULL if json-c rejects
+ * the copy; the caller then parses the original, for json-c's own error.
  */
 static struct json_object *
-sr_event_parse(sr_decoder *dec, const char *value, size_t len, sr_error *err)
+sr_event_parse_reduced(sr_decoder *dec, const char *value, size_t len,
+					   const sr_skim_span *drop, int ndrop)
 {
-	sr_skim_span drop[SR_SKIM_MAX_DROP];
-	int			ndrop;
+	sr_error	ignored;
+	size_t		from = 0,
+				n = 0;
 
-	if (dec->skim_min > 0 && len >= dec->skim_min &&
-		sr_json_skim(value, len, sr_event_read_members, SR_SKIM_MIN_VALUE,
-					 drop, SR_SKIM_MAX_DROP, &ndrop) && ndrop > 0)
+	if (dec->skim_cap < len)
 	{
-		struct json_object *root;
-		sr_error	ignored;
-		size_t		from = 0,
-					n = 0;
+		char	   *b = realloc(dec->skim_buf, len);
 
-		if (dec->skim_cap < len)
-		{
-			char	   *b = realloc(dec->skim_buf, len);
-
-			if (b != NULL)
-			{
-				dec->skim_buf = b;
-				dec->skim_cap = len;
-			}
-		}
-		if (dec->skim_cap >= len)
-		{
-			for (int i = 0; i < ndrop; i++)
-			{
-				memcpy(dec->skim_buf + n, value + from, drop[i].start - from);
-				n += drop[i].start - from;
-				memcpy(dec->skim_buf + n, "null", 4);
-				n += 4;
-				from = drop[i].start + drop[i].len;
-			}
-			memcpy(dec->skim_buf + n, value + from, len - from);
-			n += len - from;
-			root = sr_parse_json(dec, "event message", dec->skim_buf, n, &ignored);
-			if (root != NULL)
-				return root;
-		}
+		if (b == NULL)
+			return NULL;
+		dec->skim_buf = b;
+		dec->skim_cap = len;
 	}
-	return sr_parse_json(dec, "event message", value, len, err);
+	for (int i = 0; i < ndrop; i++)
+	{
+		memcpy(dec->skim_buf + n, value + from, drop[i].start - from);
+		n += drop[i].start - from;
+		memcpy(dec->skim_buf + n, "null", 4);
+		n += 4;
+		from = drop[i].start + drop[i].len;
+	}
+	memcpy(dec->skim_buf + n, value + from, len - from);
+	n += len - from;
+	return sr_parse_json(dec, "event message", dec->skim_buf, n, &ignored);
 }
+
+static void sr_event_reset(sr_decoder *dec, sr_job *job, sr_job_offsets *o);
 
 static sr_decode_status
 sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
@@ -375,7 +393,35 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 	}
 	if (!sr_check_text("event message", value, len, err))
 		return SR_DECODE_ERROR;
-	root = sr_event_parse(dec, value, len, err);
+
+	/*
+	 * The skim checks the whole message and finds what the decoder reads;
+	 * the fast path decodes the plain cases from that alone.  What it
+	 * declines is parsed by json-c: a copy without the bulky values, or
+	 * failing that the original text.
+	 */
+	root = NULL;
+	if (dec->skim_min > 0 && len >= dec->skim_min)
+	{
+		sr_skim_span drop[SR_SKIM_MAX_DROP];
+		sr_skim_pick pick;
+		int			ndrop;
+
+		pick.names[0] = sr_fast_event_members;
+		pick.names[1] = sr_fast_task_members;
+		if (sr_json_skim(value, len, sr_fast_event_members, SR_SKIM_MIN_VALUE,
+						 drop, SR_SKIM_MAX_DROP, &ndrop, &pick))
+		{
+			st = sr_event_fast(dec, value, &pick, job, o);
+			if (st != SR_DECODE_ERROR)
+				return st;
+			sr_event_reset(dec, job, o);
+			if (ndrop > 0)
+				root = sr_event_parse_reduced(dec, value, len, drop, ndrop);
+		}
+	}
+	if (root == NULL)
+		root = sr_parse_json(dec, "event message", value, len, err);
 	if (root == NULL)
 		return SR_DECODE_ERROR;
 
@@ -552,18 +598,27 @@ sr_event_from_headers(sr_decoder *dec, const sr_header *hs, size_t n,
 	{
 		struct json_object *gs;
 		bool		ok;
+		int			ndrop;
+		size_t		mark = dec->arena_len;
 
 		if (h->value_len > dec->max_message_bytes ||
 			!sr_check_text("header", h->value, h->value_len, &ignored))
 			return SR_DECODE_ERROR;
-		gs = sr_parse_json(dec, "group_states header", h->value, h->value_len,
-						   &ignored);
-		if (gs == NULL)
-			return SR_DECODE_ERROR;
-		ok = sr_event_group_states(dec, gs, &o->group_states, &ignored);
-		json_object_put(gs);
-		if (!ok)
-			return SR_DECODE_ERROR;
+		/* plain JSON is read directly; anything else goes to json-c */
+		if (dec->skim_min == 0 ||
+			!sr_json_skim(h->value, h->value_len, NULL, 0, NULL, 0, &ndrop, NULL) ||
+			!sr_fast_group_states(dec, h->value, h->value_len, &o->group_states))
+		{
+			dec->arena_len = mark;
+			gs = sr_parse_json(dec, "group_states header", h->value,
+							   h->value_len, &ignored);
+			if (gs == NULL)
+				return SR_DECODE_ERROR;
+			ok = sr_event_group_states(dec, gs, &o->group_states, &ignored);
+			json_object_put(gs);
+			if (!ok)
+				return SR_DECODE_ERROR;
+		}
 	}
 	job->source = SR_SOURCE_HEADERS;
 	if (skip)
@@ -608,7 +663,10 @@ sr_decode_event(sr_decoder *dec, const void *value, size_t value_len,
 	job->group_states = sr_arena_str(dec, o.group_states);
 	job->occurrence_id = sr_arena_str(dec, o.occurrence_id);
 	job->queue = o.queue != SR_ANULL ? sr_arena_str(dec, o.queue) : SR_DEFAULT_QUEUE;
-	snprintf(job->cache_key, sizeof(job->cache_key), "e:%s:%lld",
-			 job->event_id, (long long) job->project_id);
+	/* e:{event_id}:{project_id}; project_id is never negative */
+	memcpy(job->cache_key, "e:", 2);
+	memcpy(job->cache_key + 2, job->event_id, 32);
+	job->cache_key[34] = ':';
+	job->cache_key[35 + sr_event_format_uint(job->cache_key + 35, job->project_id)] = '\0';
 	return SR_DECODE_JOB;
 }

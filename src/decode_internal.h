@@ -24,12 +24,24 @@ struct sr_decoder
 	size_t		skim_cap;
 };
 
-/* Messages shorter than this are parsed whole: the skim would not pay. */
-#define SR_SKIM_MIN_MESSAGE 512
+/*
+ * Messages of at least this many bytes are skimmed (all of them: with the
+ * fast path, the skim pays at any size).  0 turns the skim off.
+ */
+#define SR_SKIM_MIN_MESSAGE 1
 
 /* Arena offsets are resolved to pointers once decoding is finished. */
 typedef size_t sr_aoff;
 #define SR_ANULL ((sr_aoff) -1)
+
+/* Scratch state: arena offsets of a job's strings until they are resolved. */
+typedef struct sr_job_offsets
+{
+	sr_aoff		primary_hash;
+	sr_aoff		group_states;
+	sr_aoff		occurrence_id;
+	sr_aoff		queue;
+} sr_job_offsets;
 
 extern void sr_set_error(sr_error *err, sr_errclass cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -64,5 +76,22 @@ extern bool sr_parse_iso8601(const char *s, size_t len, const char *field,
 
 extern const sr_header *sr_find_header(const sr_header *headers,
 									   size_t nheaders, const char *name);
+
+/* decode_event.c, shared with the fast path */
+extern const char *sr_event_lookup_op(int version, const char *op, size_t len);
+extern bool sr_event_set_event_id(sr_job *job, const char *s, size_t len,
+								  sr_error *err);
+extern bool sr_event_append_group_state(sr_decoder *dec, size_t i, int64_t id,
+										const bool flags[3], sr_error *err);
+
+/* decode_fast.c: SR_DECODE_ERROR means "declined", with err untouched */
+struct sr_skim_pick;
+extern const char *const sr_fast_event_members[];
+extern const char *const sr_fast_task_members[];
+extern sr_decode_status sr_event_fast(sr_decoder *dec, const char *buf,
+									  const struct sr_skim_pick *pick,
+									  sr_job *job, sr_job_offsets *o);
+extern bool sr_fast_group_states(sr_decoder *dec, const char *p, size_t len,
+								 sr_aoff *off);
 
 #endif							/* SR_DECODE_INTERNAL_H */

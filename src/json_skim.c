@@ -1,13 +1,15 @@
 /*
  * json_skim.c - a fast validating pass over an event message's JSON, so that
- * json-c only has to build objects for the few fields the relay reads.
+ * the relay never builds objects for the bulk of a message.
  *
  * An insert message is [version, "insert", event_data, task_state]; nearly
  * all of its bytes are in event_data members the relay never reads (the
  * event's "data": exception, frames, breadcrumbs, contexts).  sr_json_skim
  * checks the whole document against strict JSON without building anything,
- * and records the spans of those members' values.  The event decoder then
- * hands json-c a copy of the message with each such value replaced by null.
+ * and records where the members the relay reads are (the pick), which the
+ * fast path (decode_fast.c) decodes directly.  When the fast path declines,
+ * the decoder hands json-c a copy of the message in which the values of the
+ * members it never reads (the drops) are replaced by null.
  *
  * Correctness rests on one rule: the skim accepts a subset of what json-c
  * (JSON_TOKENER_STRICT) accepts.  Anything unusual - a number with a long
@@ -41,6 +43,7 @@ typedef struct sr_skim
 	sr_skim_span *drop;
 	int			max_drop;
 	int			ndrop;
+	sr_skim_pick *pick;			/* NULL: nothing picked */
 } sr_skim;
 
 /* Bytes that may appear unescaped inside a string: all but '"', '\\', < 0x20. */
@@ -57,10 +60,14 @@ sr_skim_init(void)
 
 static bool sr_skim_value(sr_skim *s, int role);
 
-/* How a value is used: only element 2 of the top-level array is collected. */
+/*
+ * How a value is used: element 2 of the top-level array is collected (drops
+ * and picks), element 3 has its members picked.
+ */
 #define SR_ROLE_PLAIN	0
 #define SR_ROLE_TOP		1
 #define SR_ROLE_COLLECT 2
+#define SR_ROLE_TASK	3
 
 static inline void
 sr_skim_ws(sr_skim *s)
@@ -233,6 +240,31 @@ sr_skim_droppable(const sr_skim *s, const unsigned char *k, size_t klen,
 	return true;
 }
 
+/* Record a member of element 2 (which 0) or 3 (which 1) if it is wanted. */
+static void
+sr_skim_pick_member(sr_skim *s, int which, const unsigned char *k, size_t klen,
+					bool key_escaped, const unsigned char *val)
+{
+	sr_skim_pick *pk = s->pick;
+	int			i = 0;
+
+	if (key_escaped)
+	{
+		pk->irregular = true;	/* might unescape to a wanted name */
+		return;
+	}
+	for (const char *const *n = pk->names[which]; *n != NULL && i < SR_SKIM_MAX_PICK; n++, i++)
+	{
+		if (strlen(*n) != klen || memcmp(*n, k, klen) != 0)
+			continue;
+		if (pk->member[which][i].len != 0)
+			pk->irregular = true;	/* json-c keeps the last; let it */
+		pk->member[which][i].start = (size_t) (val - s->base);
+		pk->member[which][i].len = (size_t) (s->p - val);
+		return;
+	}
+}
+
 /* At '{' or '[': step in; true when the container is empty (and closed). */
 static inline bool
 sr_skim_open(sr_skim *s, char close)
@@ -270,8 +302,9 @@ sr_skim_after_item(sr_skim *s, char close)
 }
 
 static bool
-sr_skim_object(sr_skim *s, bool collect)
+sr_skim_object(sr_skim *s, int role)
 {
+	bool		collect = role == SR_ROLE_COLLECT;
 	int			next;
 
 	if (sr_skim_open(s, '}'))
@@ -297,6 +330,9 @@ sr_skim_object(sr_skim *s, bool collect)
 		val = s->p;
 		if (!sr_skim_value(s, SR_ROLE_PLAIN))
 			return false;
+		if (s->pick != NULL && (collect || role == SR_ROLE_TASK))
+			sr_skim_pick_member(s, collect ? 0 : 1, key, (size_t) (kend - key),
+								escaped, val);
 		if (collect && s->ndrop < s->max_drop &&
 			(size_t) (s->p - val) >= s->min_drop &&
 			sr_skim_droppable(s, key, (size_t) (kend - key), escaped))
@@ -320,8 +356,22 @@ sr_skim_array(sr_skim *s, bool top)
 		return true;
 	for (;;)
 	{
-		if (!sr_skim_value(s, top && index == 2 ? SR_ROLE_COLLECT : SR_ROLE_PLAIN))
+		const unsigned char *val = s->p;
+		int			role = SR_ROLE_PLAIN;
+
+		if (top)
+			role = index == 2 ? SR_ROLE_COLLECT : index == 3 ? SR_ROLE_TASK : SR_ROLE_PLAIN;
+		if (!sr_skim_value(s, role))
 			return false;
+		if (top && s->pick != NULL)
+		{
+			if (index < SR_SKIM_MAX_TOP)
+			{
+				s->pick->top[index].start = (size_t) (val - s->base);
+				s->pick->top[index].len = (size_t) (s->p - val);
+			}
+			s->pick->ntop = index + 1;
+		}
 		index++;
 		if ((next = sr_skim_after_item(s, ']')) != 0)
 			return next > 0;
@@ -343,7 +393,7 @@ sr_skim_value(sr_skim *s, int role)
 			if (++s->depth > SR_SKIM_MAX_DEPTH)
 				return false;
 			ok = *s->p == '{'
-				? sr_skim_object(s, role == SR_ROLE_COLLECT)
+				? sr_skim_object(s, role)
 				: sr_skim_array(s, role == SR_ROLE_TOP);
 			s->depth--;
 			return ok;
@@ -364,7 +414,8 @@ sr_skim_value(sr_skim *s, int role)
 
 bool
 sr_json_skim(const char *buf, size_t len, const char *const *keep,
-			 size_t min_drop, sr_skim_span *drop, int max_drop, int *ndrop)
+			 size_t min_drop, sr_skim_span *drop, int max_drop, int *ndrop,
+			 sr_skim_pick *pick)
 {
 	sr_skim		s;
 
@@ -378,7 +429,14 @@ sr_json_skim(const char *buf, size_t len, const char *const *keep,
 	s.drop = drop;
 	s.max_drop = max_drop;
 	s.ndrop = 0;
+	s.pick = pick;
 	*ndrop = 0;
+	if (pick != NULL)
+	{
+		pick->ntop = -1;
+		pick->irregular = false;
+		memset(pick->member, 0, sizeof(pick->member));
+	}
 	sr_skim_ws(&s);
 	if (!sr_skim_value(&s, SR_ROLE_TOP))
 		return false;

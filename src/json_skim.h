@@ -16,15 +16,36 @@ typedef struct sr_skim_span
 } sr_skim_span;
 
 /*
+ * What the event decoder's fast path (decode_fast.c) reads, located by the
+ * same pass: the first elements of the top-level array, and the members of
+ * elements 2 (event data) and 3 (task state) whose names are wanted.
+ */
+#define SR_SKIM_MAX_TOP 4
+#define SR_SKIM_MAX_PICK 8
+
+typedef struct sr_skim_pick
+{
+	/* in: the member names wanted of elements 2 and 3 (NULL-terminated) */
+	const char *const *names[2];
+	/* out */
+	int			ntop;			/* elements of the top-level array; -1: not an array */
+	sr_skim_span top[SR_SKIM_MAX_TOP];
+	sr_skim_span member[2][SR_SKIM_MAX_PICK];	/* len 0: absent */
+	bool		irregular;		/* in element 2 or 3: a key with an escape, or
+								 * a wanted name twice */
+} sr_skim_pick;
+
+/*
  * Check buf[0..len) as strict JSON.  If the document is an array whose
  * element 2 is an object, record in drop[] (at most max_drop, in document
  * order) the value spans of that object's members that are at least
  * min_drop bytes long and whose names are not in keep (a NULL-terminated
- * list).  Returns false when the text is not JSON, or is JSON the skim
- * declines to judge; the caller then parses the original text.
+ * list).  If pick is not NULL, fill it in too.  Returns false when the text
+ * is not JSON, or is JSON the skim declines to judge; the caller then parses
+ * the original text.
  */
 extern bool sr_json_skim(const char *buf, size_t len, const char *const *keep,
 						 size_t min_drop, sr_skim_span *drop, int max_drop,
-						 int *ndrop);
+						 int *ndrop, sr_skim_pick *pick);
 
 #endif							/* SR_JSON_SKIM_H */

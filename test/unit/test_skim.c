@@ -18,7 +18,7 @@ static const char *const keep[] = {"event_id", "project_id", "group_id", NULL};
 static bool
 skim(const char *s, int *ndrop, sr_skim_span *drop)
 {
-	return sr_json_skim(s, strlen(s), keep, 16, drop, 8, ndrop);
+	return sr_json_skim(s, strlen(s), keep, 16, drop, 8, ndrop, NULL);
 }
 
 static void
@@ -70,27 +70,190 @@ test_declines(void)
 		ok(skim(good[i], &n, d), "accepts %s", good[i]);
 }
 
-/* Decode with and without the skim; the results must be identical. */
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
+}
+
+/*
+ * Decode with and without the skim (and so the fast path); the results must
+ * be identical, field by field.
+ */
 static void
-same(sr_decoder *with, sr_decoder *without, const char *m, const char *what)
+same_hdr(sr_decoder *with, sr_decoder *without, const char *m,
+		 const sr_header *hs, size_t nh, const char *what)
 {
 	sr_job		a,
 				b;
 	sr_error	ea,
 				eb;
-	sr_decode_status sa = sr_decode_event(with, m, strlen(m), NULL, 0, &a, &ea);
-	sr_decode_status sb = sr_decode_event(without, m, strlen(m), NULL, 0, &b, &eb);
+	sr_decode_status sa = sr_decode_event(with, m, strlen(m), hs, nh, &a, &ea);
+	sr_decode_status sb = sr_decode_event(without, m, strlen(m), hs, nh, &b, &eb);
 	bool		eq = sa == sb;
 
 	if (eq && sa == SR_DECODE_ERROR)
 		eq = ea.cls == eb.cls && strcmp(ea.message, eb.message) == 0;
-	else if (eq && sa == SR_DECODE_JOB)
+	else if (eq)
+		eq = a.version == b.version && same_str(a.operation, b.operation) &&
+			a.skip_consume == b.skip_consume && a.source == b.source;
+	if (eq && sa == SR_DECODE_JOB)
 		eq = strcmp(a.event_id, b.event_id) == 0 && a.project_id == b.project_id &&
 			a.has_group_id == b.has_group_id && a.group_id == b.group_id &&
-			(a.primary_hash == NULL) == (b.primary_hash == NULL) &&
-			(a.occurrence_id == NULL) == (b.occurrence_id == NULL) &&
-			strcmp(a.queue, b.queue) == 0;
+			same_str(a.primary_hash, b.primary_hash) &&
+			same_str(a.occurrence_id, b.occurrence_id) &&
+			same_str(a.group_states, b.group_states) &&
+			same_str(a.queue, b.queue) && strcmp(a.cache_key, b.cache_key) == 0 &&
+			a.is_new == b.is_new && a.is_regression == b.is_regression &&
+			a.is_new_group_environment == b.is_new_group_environment;
 	ok(eq, "same result with and without the skim: %s", what);
+	if (!eq)
+		fprintf(stderr, "# %d/%d: %s / %s\n", sa, sb, sa == SR_DECODE_ERROR ? ea.message : "",
+				sb == SR_DECODE_ERROR ? eb.message : "");
+}
+
+static void
+same(sr_decoder *with, sr_decoder *without, const char *m, const char *what)
+{
+	same_hdr(with, without, m, NULL, 0, what);
+}
+
+/*
+ * The fast path (decode_fast.c) against a whole parse: what it reads
+ * itself, and the irregular cases it must decline to json-c.
+ */
+static void
+test_fast(void)
+{
+	sr_decoder *with = sr_decoder_create(1 << 20);
+	sr_decoder *without = sr_decoder_create(1 << 20);
+	char		m[2048];
+	sr_job		job;
+	sr_error	err;
+
+	sr_decoder_set_skim(with, 1);
+	sr_decoder_set_skim(without, 0);
+
+#define ED "\"event_id\":\"" EID "\",\"project_id\":7"
+#define TS "\"is_new\":true,\"is_regression\":false"
+#define FAST(ed, ts, what) \
+	do { snprintf(m, sizeof(m), "[2,\"insert\",{%s},{%s}]", ed, ts); \
+		 same(with, without, m, what); } while (0)
+	FAST(ED, TS, "a minimal insert");
+	FAST(ED ",\"group_id\":42,\"primary_hash\":\"abc\",\"occurrence_id\":\"o-1\"",
+		 TS ",\"is_new_group_environment\":true,\"is_sample\":false,\"queue\":\"q\"",
+		 "every member");
+	FAST(ED ",\"group_id\":null,\"primary_hash\":null,\"occurrence_id\":null",
+		 TS ",\"is_new_group_environment\":null,\"is_sample\":null,\"queue\":null,"
+		 "\"group_states\":null", "every optional member null");
+	FAST(ED ",\"project_id\":8", TS, "a repeated member: json-c keeps the last");
+	FAST(ED, TS ",\"is_new\":false", "a repeated task member");
+	FAST(ED ",\"pro\\u006aect_id\":9", TS, "an escaped key");
+	FAST(ED, TS ",\"qu\\u0065ue\":\"x\"", "an escaped task key");
+	FAST(ED ",\"primary_hash\":\"a\\\"b\"", TS, "an escaped string value");
+	FAST(ED, TS ",\"queue\":\"\\u0070ost\"", "an escaped queue");
+	FAST(ED ",\"primary_hash\":5", TS, "a number for a string");
+	FAST("\"event_id\":\"0123456789ABCDEF0123456789ABCDEF\",\"project_id\":7", TS,
+		 "an upper-case event id");
+	FAST("\"event_id\":\"0123\",\"project_id\":7", TS, "a short event id");
+	FAST("\"event_id\":null,\"project_id\":7", TS, "a null event id");
+	FAST("\"event_id\":\"" EID "\"", TS, "no project id");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":0", TS, "project id 0");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":-1", TS, "a negative project id");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":-0", TS, "project id -0");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":7.0", TS, "a fractional project id");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":7e2", TS, "an exponent");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":123456789012345678", TS, "18 digits");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":1234567890123456789", TS, "19 digits");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":9223372036854775808", TS,
+		 "beyond 64 bits");
+	FAST("\"event_id\":\"" EID "\",\"project_id\":\"7\"", TS, "a string project id");
+	FAST(ED, "\"is_regression\":false", "no is_new");
+	FAST(ED, "\"is_new\":null,\"is_regression\":false", "a null is_new");
+	FAST(ED, "\"is_new\":1,\"is_regression\":false", "a number for a boolean");
+	FAST(ED, TS ",\"is_sample\":\"no\"", "a string is_sample");
+	FAST(ED, TS ",\"skip_consume\":true", "skip_consume");
+	FAST(ED, TS ",\"skip_consume\":false", "skip_consume false");
+	FAST(ED, TS ",\"skip_consume\":null", "skip_consume null");
+	FAST(ED, TS ",\"skip_consume\":1", "skip_consume a number");
+	FAST("\"project_id\":\"bad\"", "\"skip_consume\":true", "skip_consume before anything");
+	FAST(ED, TS ",\"group_states\":[]", "no group states");
+	FAST(ED, TS ",\"group_states\":[{\"id\":1,\"is_new\":true,\"is_regression\":false,"
+		 "\"is_new_group_environment\":true}]", "one group state");
+	FAST(ED, TS ",\"group_states\": [ {\"is_new_group_environment\" : false, \"x\": "
+		 "{\"a\": [1, \"]}\\\"\", {}]}, \"is_regression\":true, \"id\": 2,"
+		 "\"is_new\":false} , {\"id\":3,\"is_new\":true,\"is_regression\":true,"
+		 "\"is_new_group_environment\":true,\"y\":null} ]", "spaces, other members and nesting");
+	FAST(ED, TS ",\"group_states\":[{\"id\":1,\"is_new\":true,\"is_regression\":false}]",
+		 "a group state without a flag");
+	FAST(ED, TS ",\"group_states\":[{\"id\":1,\"id\":2,\"is_new\":true,"
+		 "\"is_regression\":false,\"is_new_group_environment\":true}]", "a repeated id");
+	FAST(ED, TS ",\"group_states\":[{\"id\":-1,\"is_new\":true,\"is_regression\":false,"
+		 "\"is_new_group_environment\":true}]", "a negative id");
+	FAST(ED, TS ",\"group_states\":[{\"id\":\"1\",\"is_new\":true,\"is_regression\":false,"
+		 "\"is_new_group_environment\":true}]", "a string id");
+	FAST(ED, TS ",\"group_states\":[{\"\\u0069d\":1,\"is_new\":true,\"is_regression\":false,"
+		 "\"is_new_group_environment\":true}]", "an escaped key in a group state");
+	FAST(ED, TS ",\"group_states\":[{\"id\":1,\"is_new\":null,\"is_regression\":false,"
+		 "\"is_new_group_environment\":true}]", "a null flag");
+	FAST(ED, TS ",\"group_states\":[{}]", "an empty group state");
+	FAST(ED, TS ",\"group_states\":[1]", "a group state that is not an object");
+	FAST(ED, TS ",\"group_states\":{}", "group states not an array");
+#undef FAST
+	same(with, without, "[2,\"insert\",{" ED "}]", "no task state");
+	same(with, without, "[2,\"insert\",[" ED "],{" TS "}]", "event data an array");
+	same(with, without, "[2,\"insert\",{" ED "},[" TS "]]", "task state an array");
+	same(with, without, "[2,\"insert\",{" ED "},{" TS "},\"extra\"]", "a fifth element");
+	same(with, without, "[\"2\",\"insert\",{" ED "},{" TS "}]", "a string version");
+	same(with, without, "[2.0,\"insert\",{" ED "},{" TS "}]", "a fractional version");
+	same(with, without, "[3,\"insert\",{" ED "},{" TS "}]", "version 3");
+	same(with, without, "[1,\"insert\",{" ED "},{" TS "}]", "version 1");
+	same(with, without, "[2,\"ins\\u0065rt\",{" ED "},{" TS "}]", "an escaped operation");
+	same(with, without, "[2,\"upsert\",{" ED "},{" TS "}]", "an unknown operation");
+	same(with, without, "[2,\"end_merge\",{}]", "a replacement");
+	same(with, without, "[1,\"end_merge\",{}]", "a version 2 operation in version 1");
+	same(with, without, "[2]", "no operation");
+	same(with, without, "{\"event_id\":\"" EID "\",\"is_new\":true}", "an object");
+
+	/* the group_states header, read directly when it is plain */
+	{
+		static const char *const gs[] = {
+			"[{\"id\":5,\"is_new\":false,\"is_regression\":true,\"is_new_group_environment\":false}]",
+			"[]", "[{\"id\":5}]", "[{\"id\":5,\"is_new\":false,\"is_regression\":true,"
+			"\"is_new_group_environment\":false,\"is_new\":true}]", "{}", "[1,2]", "nul",
+			"[{\"id\":5,\"is_new\":false,\"is_regression\":true,\"is_new_group_environment\":0}]",
+		};
+
+		for (size_t i = 0; i < sizeof(gs) / sizeof(gs[0]); i++)
+		{
+			sr_header	hs[] = {
+				{"version", 7, "2", 1}, {"operation", 9, "insert", 6},
+				{"event_id", 8, EID, 32}, {"project_id", 10, "7", 1},
+				{"skip_consume", 12, "0", 1}, {"is_new", 6, "1", 1},
+				{"is_regression", 13, "0", 1}, {"is_new_group_environment", 24, "1", 1},
+				{"group_states", 12, gs[i], strlen(gs[i])},
+			};
+
+			snprintf(m, sizeof(m), "[2,\"insert\",{" ED "},{" TS "}]");
+			same_hdr(with, without, m, hs, sizeof(hs) / sizeof(hs[0]), gs[i]);
+		}
+	}
+
+	/* and the fast path's own output, checked against known values */
+	snprintf(m, sizeof(m), "[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":123456789,"
+			 "\"group_id\":9,\"data\":{\"x\":[1,2]}},{\"is_new\":false,\"is_regression\":true,"
+			 "\"group_states\":[{\"id\":9,\"is_new\":true,\"is_regression\":false,"
+			 "\"is_new_group_environment\":true}]}]");
+	ok(sr_decode_event(with, m, strlen(m), NULL, 0, &job, &err) == SR_DECODE_JOB &&
+	   strcmp(job.cache_key, "e:" EID ":123456789") == 0 && job.group_id == 9 &&
+	   !job.is_new && job.is_regression && strcmp(job.queue, "post_process_errors") == 0 &&
+	   strcmp(job.group_states, "[{\"id\":9,\"is_new\":true,\"is_regression\":false,"
+			  "\"is_new_group_environment\":true}]") == 0,
+	   "the fast path's job: cache key, group id, flags, queue, group states");
+#undef ED
+#undef TS
+	sr_decoder_destroy(with);
+	sr_decoder_destroy(without);
 }
 
 static void
@@ -136,5 +299,6 @@ main(void)
 	test_drops();
 	test_declines();
 	test_decoder();
+	test_fast();
 	return tap_done();
 }

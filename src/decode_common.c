@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "decode_internal.h"
+#include "json_skim.h"
 
 /* Timestamps must fall in [1970-01-01, 10000-01-01). */
 #define SR_MAX_EPOCH_SECONDS INT64_C(253402300800)
@@ -202,42 +203,6 @@ const char *
 sr_arena_str(const sr_decoder *dec, sr_aoff off)
 {
 	return off == SR_ANULL ? NULL : dec->arena + off;
-}
-
-/*
- * Length of the well-formed UTF-8 sequence starting at p (at most n bytes
- * available), or 0 if it is malformed.  Rejects overlong forms, surrogates
- * and code points above U+10FFFF.
- */
-static size_t
-sr_utf8_seq_len(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		return (n >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
-	if (c >= 0xE0 && c <= 0xEF)
-	{
-		unsigned char lo = (c == 0xE0) ? 0xA0 : 0x80;
-		unsigned char hi = (c == 0xED) ? 0x9F : 0xBF;
-
-		if (n < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80)
-			return 0;
-		return 3;
-	}
-	if (c >= 0xF0 && c <= 0xF4)
-	{
-		unsigned char lo = (c == 0xF0) ? 0x90 : 0x80;
-		unsigned char hi = (c == 0xF4) ? 0x8F : 0xBF;
-
-		if (n < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 ||
-			(p[3] & 0xC0) != 0x80)
-			return 0;
-		return 4;
-	}
-	return 0;
 }
 
 bool

@@ -373,6 +373,7 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 	struct json_object *root,
 			   *v;
 	sr_decode_status st;
+	bool		skimmed;
 	int64_t		version;
 	const char *op;
 	size_t		oplen;
@@ -391,16 +392,15 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 					 len, dec->max_message_bytes);
 		return SR_DECODE_ERROR;
 	}
-	if (!sr_check_text("event message", value, len, err))
-		return SR_DECODE_ERROR;
-
 	/*
-	 * The skim checks the whole message and finds what the decoder reads;
-	 * the fast path decodes the plain cases from that alone.  What it
-	 * declines is parsed by json-c: a copy without the bulky values, or
-	 * failing that the original text.
+	 * The skim checks the whole message (strict JSON, well-formed UTF-8, no
+	 * NUL) and finds what the decoder reads; the fast path decodes the plain
+	 * cases from that alone.  What it declines is parsed by json-c: a copy
+	 * without the bulky values, or failing that the original text.  Only a
+	 * message the skim declines needs sr_check_text, for its error.
 	 */
 	root = NULL;
+	skimmed = false;
 	if (dec->skim_min > 0 && len >= dec->skim_min)
 	{
 		sr_skim_span drop[SR_SKIM_MAX_DROP];
@@ -412,6 +412,7 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 		if (sr_json_skim(value, len, sr_fast_event_members, SR_SKIM_MIN_VALUE,
 						 drop, SR_SKIM_MAX_DROP, &ndrop, &pick))
 		{
+			skimmed = true;
 			st = sr_event_fast(dec, value, &pick, job, o);
 			if (st != SR_DECODE_ERROR)
 				return st;
@@ -420,6 +421,8 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 				root = sr_event_parse_reduced(dec, value, len, drop, ndrop);
 		}
 	}
+	if (!skimmed && !sr_check_text("event message", value, len, err))
+		return SR_DECODE_ERROR;
 	if (root == NULL)
 		root = sr_parse_json(dec, "event message", value, len, err);
 	if (root == NULL)

@@ -24,6 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "json_skim.h"
 
@@ -46,7 +49,11 @@ typedef struct sr_skim
 	sr_skim_pick *pick;			/* NULL: nothing picked */
 } sr_skim;
 
-/* Bytes that may appear unescaped inside a string: all but '"', '\\', < 0x20. */
+/*
+ * ASCII bytes that stand for themselves inside a string: all but '"', '\\'
+ * and controls (< 0x20).  Bytes from 0x80 start UTF-8 sequences, checked one
+ * by one.
+ */
 static bool sr_skim_plain[256];
 static bool sr_skim_ready = false;
 
@@ -54,8 +61,39 @@ static void
 sr_skim_init(void)
 {
 	for (int c = 0; c < 256; c++)
-		sr_skim_plain[c] = c >= 0x20 && c != '"' && c != '\\';
+		sr_skim_plain[c] = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 	sr_skim_ready = true;
+}
+
+size_t
+sr_utf8_seq_len(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		return (n >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+	if (c >= 0xE0 && c <= 0xEF)
+	{
+		unsigned char lo = (c == 0xE0) ? 0xA0 : 0x80;
+		unsigned char hi = (c == 0xED) ? 0x9F : 0xBF;
+
+		if (n < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80)
+			return 0;
+		return 3;
+	}
+	if (c >= 0xF0 && c <= 0xF4)
+	{
+		unsigned char lo = (c == 0xF0) ? 0x90 : 0x80;
+		unsigned char hi = (c == 0xF4) ? 0x8F : 0xBF;
+
+		if (n < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 ||
+			(p[3] & 0xC0) != 0x80)
+			return 0;
+		return 4;
+	}
+	return 0;
 }
 
 static bool sr_skim_value(sr_skim *s, int role);
@@ -99,7 +137,59 @@ sr_skim_hex4(const unsigned char *p)
 	return v;
 }
 
-/* A string, at its opening quote.  *has_escape tells whether it had any. */
+/*
+ * Step over plain ASCII string bytes: up to the first '"', '\\', control or
+ * non-ASCII byte, or to the last few bytes of the buffer.  Sixteen bytes at a
+ * time with SSE2 (a signed compare below 0x20 catches controls and bytes from
+ * 0x80 at once), eight at a time otherwise.
+ */
+static inline void
+sr_skim_plain_run(sr_skim *s)
+{
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"');
+	const __m128i bslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20);
+
+	while (s->end - s->p >= 16)
+	{
+		__m128i		v = _mm_loadu_si128((const __m128i *) s->p);
+		int			bits = _mm_movemask_epi8(_mm_or_si128(
+												 _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+															  _mm_cmpeq_epi8(v, bslash)),
+												 _mm_cmplt_epi8(v, space)));
+
+		if (bits != 0)
+		{
+			s->p += __builtin_ctz((unsigned) bits);
+			return;
+		}
+		s->p += 16;
+	}
+#else
+	while (s->end - s->p >= 8)
+	{
+		uint64_t	w,
+					q,
+					b;
+
+		memcpy(&w, s->p, 8);
+		q = w ^ UINT64_C(0x2222222222222222);
+		b = w ^ UINT64_C(0x5c5c5c5c5c5c5c5c);
+		if ((((q - SR_ONES) & ~q) | ((b - SR_ONES) & ~b) |
+			 ((w - SR_ONES * 0x20) & ~w) | w) & SR_HIGHS)
+			return;
+		s->p += 8;
+	}
+#endif
+}
+
+/*
+ * A string, at its opening quote.  *has_escape tells whether it had any.
+ * Non-ASCII bytes must form well-formed UTF-8 (sr_utf8_seq_len), so a skimmed
+ * message needs no separate sr_check_text: raw NUL bytes and other controls
+ * are refused here, and anything non-ASCII outside a string is not JSON.
+ */
 static bool
 sr_skim_string(sr_skim *s, bool *has_escape)
 {
@@ -107,21 +197,7 @@ sr_skim_string(sr_skim *s, bool *has_escape)
 	s->p++;
 	for (;;)
 	{
-		/* eight bytes at a time while none is '"', '\\' or below 0x20 */
-		while (s->end - s->p >= 8)
-		{
-			uint64_t	w,
-						q,
-						b;
-
-			memcpy(&w, s->p, 8);
-			q = w ^ UINT64_C(0x2222222222222222);
-			b = w ^ UINT64_C(0x5c5c5c5c5c5c5c5c);
-			if ((((q - SR_ONES) & ~q) | ((b - SR_ONES) & ~b) |
-				 ((w - SR_ONES * 0x20) & ~w)) & SR_HIGHS)
-				break;
-			s->p += 8;
-		}
+		sr_skim_plain_run(s);
 		while (s->p < s->end && sr_skim_plain[*s->p])
 			s->p++;
 		if (s->p >= s->end)
@@ -130,6 +206,15 @@ sr_skim_string(sr_skim *s, bool *has_escape)
 		{
 			s->p++;
 			return true;
+		}
+		if (*s->p >= 0x80)
+		{
+			size_t		l = sr_utf8_seq_len(s->p, (size_t) (s->end - s->p));
+
+			if (l == 0)
+				return false;
+			s->p += l;
+			continue;
 		}
 		if (*s->p != '\\')
 			return false;		/* a raw control character */

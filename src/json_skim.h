@@ -48,4 +48,12 @@ extern bool sr_json_skim(const char *buf, size_t len, const char *const *keep,
 						 size_t min_drop, sr_skim_span *drop, int max_drop,
 						 int *ndrop, sr_skim_pick *pick);
 
+/*
+ * Length of the well-formed UTF-8 sequence starting at p (at most n bytes
+ * available), or 0 if it is malformed: overlong forms, surrogates and code
+ * points above U+10FFFF are.  Shared with sr_check_text (decode_common.c),
+ * so that the skim accepts exactly the UTF-8 it does.
+ */
+extern size_t sr_utf8_seq_len(const unsigned char *p, size_t n);
+
 #endif							/* SR_JSON_SKIM_H */

@@ -293,6 +293,82 @@ test_decoder(void)
 	sr_decoder_destroy(without);
 }
 
+/*
+ * UTF-8 and NUL: the skim checks them itself, so that a skimmed message
+ * skips sr_check_text.  It must accept exactly what sr_check_text accepts,
+ * and a message it refuses must get sr_check_text's error.
+ */
+static void
+test_utf8(void)
+{
+	static const struct
+	{
+		const char *s;
+		size_t		len;
+		bool		valid;			/* the skim accepts it */
+		const char *what;
+		bool		parses;			/* json-c parses it (see below) */
+	}			cases[] = {
+		{"[\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 0123456789abcdef\"]", 0, true, "2, 3 and 4-byte sequences", false},
+		{"[\"\xc3\"]", 0, false, "a truncated sequence before the quote", false},
+		{"[\"0123456789abcdef\xc0\xaf\"]", 0, false, "an overlong form", false},
+		{"[\"\xed\xa0\x80\"]", 0, false, "a UTF-16 surrogate", false},
+		{"[\"\xf4\x90\x80\x80\"]", 0, false, "above U+10FFFF", false},
+		{"[\"\x80\"]", 0, false, "a lone continuation byte", false},
+		{"[\"\xff\"]", 0, false, "0xff", false},
+		{"[1,\xc3\xa9]", 0, false, "non-ASCII outside a string", false},
+		{"[\"a\0b\"]", 7, false, "a NUL byte in a string", false},
+		{"[1,\0]", 6, false, "a NUL byte outside a string", false},
+		{"[\"0123456789abcdef0123456789abcdef\x1f\"]", 0, false, "a control byte after 32 plain ones", true},
+		{"[\"0123456789abcdef0123456789abcdef\x7f\"]", 0, true, "DEL is plain", false},
+	};
+	sr_decoder *with = sr_decoder_create(1 << 20);
+	sr_decoder *without = sr_decoder_create(1 << 20);
+	char		m[512];
+
+	sr_decoder_set_skim(with, 1);
+	sr_decoder_set_skim(without, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		size_t		len = cases[i].len ? cases[i].len : strlen(cases[i].s);
+		sr_skim_span d[4];
+		int			n;
+		sr_job		a,
+					b;
+		sr_error	ea,
+					eb;
+		sr_decode_status sa,
+					sb;
+
+		ok(sr_json_skim(cases[i].s, len, keep, 16, d, 4, &n, NULL) == cases[i].valid,
+		   "the skim %s %s", cases[i].valid ? "accepts" : "refuses", cases[i].what);
+
+		/* the same bytes as the event id of an insert, whole and skimmed */
+		{
+			static const char head[] = "[2,\"insert\",{\"project_id\":1,\"event_id\":";
+			static const char tail[] = "},{\"is_new\":true,\"is_regression\":true}]";
+			size_t		mlen = strlen(head) + len + strlen(tail);
+
+			memcpy(m, head, strlen(head));
+			memcpy(m + strlen(head), cases[i].s, len);
+			memcpy(m + strlen(head) + len, tail, strlen(tail));
+			sa = sr_decode_event(with, m, mlen, NULL, 0, &a, &ea);
+			sb = sr_decode_event(without, m, mlen, NULL, 0, &b, &eb);
+		}
+		/*
+		 * An array is never a valid event id, so every case is an error: a
+		 * wrong type where the text parses.  json-c takes a raw control
+		 * byte in a string, which the skim declines.
+		 */
+		ok(sa == sb && sa == SR_DECODE_ERROR && ea.cls == eb.cls &&
+		   strcmp(ea.message, eb.message) == 0 &&
+		   (ea.cls == SR_ERR_WRONG_TYPE) == (cases[i].valid || cases[i].parses),
+		   "the same error with and without the skim: %s (%s)", cases[i].what, eb.message);
+	}
+	sr_decoder_destroy(with);
+	sr_decoder_destroy(without);
+}
+
 int
 main(void)
 {
@@ -300,5 +376,6 @@ main(void)
 	test_declines();
 	test_decoder();
 	test_fast();
+	test_utf8();
 	return tap_done();
 }

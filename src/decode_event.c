@@ -604,15 +604,20 @@ sr_event_from_headers(sr_decoder *dec, const sr_header *hs, size_t n,
 		int			ndrop;
 		size_t		mark = dec->arena_len;
 
-		if (h->value_len > dec->max_message_bytes ||
-			!sr_check_text("header", h->value, h->value_len, &ignored))
+		if (h->value_len > dec->max_message_bytes)
 			return SR_DECODE_ERROR;
-		/* plain JSON is read directly; anything else goes to json-c */
+
+		/*
+		 * Plain JSON is read directly (the skim checks its UTF-8 too);
+		 * anything else is checked as text and goes to json-c.
+		 */
 		if (dec->skim_min == 0 ||
 			!sr_json_skim(h->value, h->value_len, NULL, 0, NULL, 0, &ndrop, NULL) ||
 			!sr_fast_group_states(dec, h->value, h->value_len, &o->group_states))
 		{
 			dec->arena_len = mark;
+			if (!sr_check_text("header", h->value, h->value_len, &ignored))
+				return SR_DECODE_ERROR;
 			gs = sr_parse_json(dec, "group_states header", h->value,
 							   h->value_len, &ignored);
 			if (gs == NULL)

@@ -273,6 +273,9 @@ cpu_ticks() {
 	echo $t
 }
 
+# rep_suffix N: a repeated run's name suffix ("" for the first, "_rN" after)
+rep_suffix() { [ "$1" = 1 ] || echo "_r$1"; }
+
 # machine_ticks: busy and total CPU ticks of the whole machine (/proc/stat)
 machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
 
@@ -366,7 +369,7 @@ if has A; then
 		for r in $(seq 1 "$AB_REPS"); do
 			# a stream name is never reused: a new stream on an old consumer
 			# group would start at the group's committed offsets in Kafka
-			drain_run A "a_w$w$([ "$r" = 1 ] || echo "_r$r")" events-a "$PARTS" "$w" "$CJ_A"
+			drain_run A "a_w$w$(rep_suffix "$r")" events-a "$PARTS" "$w" "$CJ_A"
 			if [ $first = 1 ] && has C; then
 				# the rows C loads: exactly what this run inserted
 				sql "COPY (SELECT $COPY_COLS FROM sentry_relay.jobs ORDER BY id) TO '$WORK/jobs.copy'"
@@ -382,7 +385,7 @@ if has B; then
 	log "scenario B: drain throughput, header decoding"
 	for w in $WORKERS; do
 		for r in $(seq 1 "$AB_REPS"); do
-			drain_run B "b_w$w$([ "$r" = 1 ] || echo "_r$r")" events-b "$PARTS" "$w" "$CJ_B"
+			drain_run B "b_w$w$(rep_suffix "$r")" events-b "$PARTS" "$w" "$CJ_B"
 		done
 	done
 	c_between
@@ -541,7 +544,7 @@ if has F; then
 	# drain lasts a fraction of a second, so the report takes the median
 	for np in $F_PARTS; do
 		for rep in $(seq 1 "$F_PART_REPS"); do
-			sfx=$([ "$rep" = 1 ] || echo "_r$rep")
+			sfx=$(rep_suffix "$rep")
 			corpus "fp$np$sfx" "events-fp$np$sfx" "$np" --count "$F_PART_MSGS" --size 650 --seed $((100 + np))
 			drain_run F_parts "f_p$np$sfx" "events-fp$np$sfx" "$np" "$F_WORKERS" "$CORPUS_JSON"
 		done

@@ -107,6 +107,19 @@ def main():
                                  "rows_per_s_median": round(c_rate)}
 
     # --- A, B ----------------------------------------------------------------
+    def median_runs(rows, key):
+        """Runs repeated with the same `key` value: the median run of each
+        (by msgs/s), with every run's msgs/s and whether all were correct."""
+        out_rows = []
+        for v in sorted(set(d[key] for d in rows)):
+            reps = sorted((d for d in rows if d[key] == v), key=lambda d: d["msgs_per_s"])
+            med = dict(reps[len(reps) // 2])
+            med["reps"] = len(reps)
+            med["runs_msgs_per_s"] = [d["msgs_per_s"] for d in reps]
+            med["correct"] = all(d["correct"] for d in reps)
+            out_rows.append(med)
+        return out_rows
+
     def drain_rows(scen):
         rows = []
         for r in runs:
@@ -130,14 +143,7 @@ def main():
                                                       "msgs/s", "jobs/s", "x COPY", "correct", "busy", "msgs/CPU-s"))
     for scen, label in (("A", "A body decoding"), ("B", "B header decoding")):
         # each worker count may run several times (BENCH_AB_REPS): the median run stands
-        rows = []
-        allrows = drain_rows(scen)
-        for w in sorted(set(d["workers"] for d in allrows)):
-            reps = sorted([d for d in allrows if d["workers"] == w], key=lambda d: d["seconds"])
-            med = dict(reps[(len(reps) - 1) // 2 if len(reps) % 2 else len(reps) // 2 - 1])
-            med["reps"] = len(reps)
-            med["reps_msgs_per_s"] = [d["msgs_per_s"] for d in reps]
-            rows.append(med)
+        rows = median_runs(drain_rows(scen), "workers")
         if rows:
             out["scenarios"][scen] = rows
         for d in rows:
@@ -147,7 +153,7 @@ def main():
                                                          "%d%%" % (100 * d["worker_cpu_share"])
                                                          if d["worker_cpu_share"] is not None else "-")
               + " %10s" % (d["msgs_per_worker_cpu_s"] or "-")
-              + ("   median of %d: %s msg/s" % (d["reps"], " / ".join(str(x) for x in d["reps_msgs_per_s"]))
+              + ("   median of %d: %s msg/s" % (d["reps"], " / ".join(str(x) for x in d["runs_msgs_per_s"]))
                  if d["reps"] > 1 else ""))
     if copies:
         for r in out["scenarios"]["C"]["runs"]:
@@ -225,14 +231,7 @@ def main():
 
     # --- F -------------------------------------------------------------------
     # F_parts: repeated runs per partition count; keep the median of each
-    fp_all = drain_rows("F_parts")
-    fp = []
-    for n in sorted(set(d["partitions"] for d in fp_all)):
-        reps = sorted((d for d in fp_all if d["partitions"] == n), key=lambda d: d["msgs_per_s"])
-        med = dict(reps[len(reps) // 2])
-        med["runs_msgs_per_s"] = [d["msgs_per_s"] for d in reps]
-        med["correct"] = all(d["correct"] for d in reps)
-        fp.append(med)
+    fp = median_runs(drain_rows("F_parts"), "partitions")
     fs = drain_rows("F_size")
     if fp or fs:
         out["scenarios"]["F"] = {"partitions": fp, "size": fs}

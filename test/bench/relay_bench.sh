@@ -13,8 +13,9 @@
 #     track_commit_timestamp = on).  With 1, 2 and 4 workers.
 #  B  the same with the modern task headers (decoded without the body).
 #  C  COPY of the same job rows (exported from run A) from a file into a
-#     table LIKE sentry_relay.jobs INCLUDING ALL, with the same columns the
-#     relay writes; measured BENCH_C_REPS times between the A and B runs.
+#     table LIKE sentry_relay.jobs INCLUDING ALL, with its storage parameters
+#     (fillfactor), and with the same columns the relay writes; measured
+#     BENCH_C_REPS times between the A and B runs.
 #     A and B are reported as ratios of their jobs/s to C's rows/s.
 #  D  latency: steady traffic at BENCH_D_RATE messages/s, the commit log
 #     trailing by one batch (100 ms ticks), run twice (with a 5 ms
@@ -61,6 +62,9 @@
 #   BENCH_PERF             1 (default) profiles a run of A; 0 skips
 #   BENCH_PERF_SECONDS     profile length cap (20)
 #   BENCH_PERF_OF          which drain to profile, A (default) or B
+#   BENCH_PERF_ARGS        perf record's options ("-e cpu-clock -g"); for
+#                          off-CPU waits, "-e sched:sched_switch -g" and
+#                          BENCH_KEEP=1, then `perf sched timehist`
 #   BENCH_WARMUP           1 (default): an unreported drain of the A (or B) corpus
 #                          first, so that the first measured run does not pay for
 #                          creating WAL segments and touching shared_buffers
@@ -103,6 +107,7 @@ F_WORKERS=${BENCH_F_WORKERS:-1}
 PERF=${BENCH_PERF:-1}
 PERF_SECONDS=${BENCH_PERF_SECONDS:-20}
 PERF_OF=${BENCH_PERF_OF:-A}
+PERF_ARGS=${BENCH_PERF_ARGS:--e cpu-clock -g}
 WARMUP=${BENCH_WARMUP:-1}
 AB_REPS=${BENCH_AB_REPS:-$(q 3 1)}
 PORT=${BENCH_PORT:-54351}
@@ -193,6 +198,9 @@ CONF
 as_user "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 sql "CREATE EXTENSION sentry_relay"
 sql "CREATE TABLE bench_copy (LIKE sentry_relay.jobs INCLUDING ALL)"
+# LIKE copies no storage parameters: give C the queue's own (fillfactor and
+# autovacuum settings), so that it loads a table identical to the relay's
+sql "DO \$\$ BEGIN EXECUTE format('ALTER TABLE bench_copy SET (%s)', (SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = 'sentry_relay.jobs'::regclass)); END \$\$"
 
 # wait_sql SQL WANT TIMEOUT: poll until SQL returns WANT, or fail
 wait_sql() {
@@ -291,7 +299,8 @@ drain_run() {
 	start_stream "$name" "$topic" "$parts" "$workers"
 	if [ -n "$prof" ]; then
 		pid=$(sql "SELECT pid FROM sentry_relay.workers WHERE stream = '$name'")
-		perf record -e cpu-clock -g -o "$WORK/perf.data" -p "$pid" -- sleep "$PERF_SECONDS" \
+		# shellcheck disable=SC2086 # BENCH_PERF_ARGS is a list of options
+		perf record $PERF_ARGS -o "$WORK/perf.data" -p "$pid" -- sleep "$PERF_SECONDS" \
 			>"$WORK/perf.log" 2>&1 &
 		PERF_PID=$!
 	fi

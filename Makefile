@@ -30,7 +30,8 @@ OBJS = \
 	src/consume.o \
 	src/hold.o \
 	src/commit_log.o \
-	src/bulk_insert.o
+	src/bulk_insert.o \
+	src/multi_insert.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -1,20 +1,22 @@
 /*
- * bulk_insert.c - a batch of jobs into sentry_relay.jobs through COPY FROM's
- * own machinery, the way logical replication's table sync loads a table:
- * BeginCopyFrom with a data-source callback, then CopyFrom.  That gives the
- * batch multi-row heap inserts (one WAL record per page rather than per row),
- * and index maintenance, defaults (the identity column), constraints and
- * triggers exactly as COPY FROM handles them.
+ * bulk_insert.c - a batch of jobs into sentry_relay.jobs.
  *
  * The rows are written in COPY's binary format while the batch is gathered,
- * straight from the decoder's output: no per-column datums, no arrays, no
- * text parsing at insert time.  Only group_states is parsed (by jsonb_recv).
+ * straight from the decoder's output (the hold keeps rows in the same form).
+ * At commit they go in through the table AM directly (multi_insert.c), or,
+ * for a table that path does not serve (triggers, partitioning, ...),
+ * through COPY FROM's own machinery, the way logical replication's table
+ * sync loads a table: BeginCopyFrom with a data-source callback, then
+ * CopyFrom, which handles triggers, defaults and constraints exactly as
+ * COPY does.  Both give the batch multi-row heap inserts (one WAL record per
+ * page rather than per row).
  */
 #include "postgres.h"
 
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/copy.h"
 #include "miscadmin.h"
@@ -30,14 +32,15 @@
 #include "relay.h"
 
 /* The columns each row carries, in order; the rest take their defaults. */
-static const char *const sr_bulk_columns[] = {
-	"stream", "topic", "eventstream_type", "partition", "offset", "queue",
-	"project_id", "group_id", "event_id", "primary_hash", "is_new",
-	"is_regression", "is_new_group_environment", "group_states",
-	"occurrence_id", "cache_key", "message_timestamp", "body"
+const sr_job_column sr_job_columns[SR_JOB_NCOLUMNS] = {
+	{"stream", TEXTOID}, {"topic", TEXTOID}, {"eventstream_type", TEXTOID},
+	{"partition", INT4OID}, {"offset", INT8OID}, {"queue", TEXTOID},
+	{"project_id", INT8OID}, {"group_id", INT8OID}, {"event_id", TEXTOID},
+	{"primary_hash", TEXTOID}, {"is_new", BOOLOID}, {"is_regression", BOOLOID},
+	{"is_new_group_environment", BOOLOID}, {"group_states", JSONBOID},
+	{"occurrence_id", TEXTOID}, {"cache_key", TEXTOID},
+	{"message_timestamp", TIMESTAMPTZOID}, {"body", BYTEAOID}
 };
-
-#define SR_BULK_NCOLUMNS lengthof(sr_bulk_columns)
 
 /* COPY binary format: signature, flags, header extension length */
 static const char sr_bulk_signature[11] = "PGCOPY\n\377\r\n\0";
@@ -141,7 +144,7 @@ sr_db_job_row(StringInfo s, const sr_stream_def *def, int32 partition,
 			  int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
 			  const void *body, size_t body_len)
 {
-	sr_bulk_int16(s, (int16) SR_BULK_NCOLUMNS);
+	sr_bulk_int16(s, (int16) SR_JOB_NCOLUMNS);
 	sr_bulk_text(s, def->name);
 	sr_bulk_text(s, def->topic);
 	sr_bulk_text(s, def->eventstream_type);
@@ -219,41 +222,25 @@ sr_bulk_read(void *outbuf, int minread, int maxread)
 	return n;
 }
 
-/*
- * Insert the batch's jobs and queue one NOTIFY for them, delivered when the
- * batch commits.
- */
-void
-sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b)
+/* Insert the rows (COPY binary, complete) through COPY FROM; the row count. */
+static uint64
+sr_bulk_copy(Relation rel, const StringInfoData *rows)
 {
-	Oid			relid;
-	Relation	rel;
 	ParseState *pstate;
 	ParseNamespaceItem *nsitem;
 	CopyFromState cstate;
 	List	   *columns = NIL;
 	List	   *options;
-	AclResult	aclresult;
 	uint64		processed;
-
-	if (b->n == 0)
-		return;
-	sr_bulk_int16(&b->rows, -1);	/* file trailer */
-
-	relid = RangeVarGetRelid(makeRangeVar("sentry_relay", "jobs", -1), RowExclusiveLock, false);
-	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, "jobs");
-	rel = table_open(relid, NoLock);
 
 	pstate = make_parsestate(NULL);
 	nsitem = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
 	addNSItemToQuery(pstate, nsitem, true, true, true);
-	for (int i = 0; i < (int) SR_BULK_NCOLUMNS; i++)
-		columns = lappend(columns, makeString(pstrdup(sr_bulk_columns[i])));
+	for (int i = 0; i < SR_JOB_NCOLUMNS; i++)
+		columns = lappend(columns, makeString(pstrdup(sr_job_columns[i].name)));
 	options = list_make1(makeDefElem("format", (Node *) makeString("binary"), -1));
 
-	sr_bulk_src = &b->rows;
+	sr_bulk_src = rows;
 	sr_bulk_pos = 0;
 	PG_TRY();
 	{
@@ -266,10 +253,38 @@ sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b)
 		sr_bulk_src = NULL;
 	}
 	PG_END_TRY();
+	free_parsestate(pstate);
+	return processed;
+}
+
+/*
+ * Insert the batch's jobs, directly through the table AM where the table
+ * allows it (multi_insert.c), else through COPY FROM, and queue one NOTIFY
+ * for them, delivered when the batch commits.
+ */
+void
+sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b)
+{
+	Oid			relid;
+	Relation	rel;
+	AclResult	aclresult;
+	uint64		processed;
+
+	if (b->n == 0)
+		return;
+	sr_bulk_int16(&b->rows, -1);	/* file trailer */
+
+	relid = RangeVarGetRelid(makeRangeVar("sentry_relay", "jobs", -1), RowExclusiveLock, false);
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, "jobs");
+	rel = table_open(relid, NoLock);
+	if (sr_multi_insert_jobs(rel, &b->rows, b->n))
+		processed = (uint64) b->n;
+	else
+		processed = sr_bulk_copy(rel, &b->rows);
 	if (processed != (uint64) b->n)
 		elog(ERROR, "sentry_relay: COPY inserted " UINT64_FORMAT " jobs, not %d", processed, b->n);
-
-	free_parsestate(pstate);
 	table_close(rel, NoLock);
 	CommandCounterIncrement();
 	/* one wake-up per committed batch, delivered at commit */

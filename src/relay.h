@@ -10,6 +10,7 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "utils/relcache.h"
 
 #include "decode.h"
 #include "state.h"
@@ -83,6 +84,19 @@ typedef struct sr_batch
 	int			skipped;
 	TimestampTz started;
 } sr_batch;
+
+/* A column of sentry_relay.jobs that a job's row carries (bulk_insert.c). */
+typedef struct sr_job_column
+{
+	const char *name;
+	Oid			typid;
+} sr_job_column;
+
+#define SR_JOB_NCOLUMNS 18
+extern const sr_job_column sr_job_columns[SR_JOB_NCOLUMNS];
+
+/* multi_insert.c: the batch's rows through the table AM, when it can */
+extern bool sr_multi_insert_jobs(Relation rel, const StringInfoData *rows, int n);
 
 /* bulk_insert.c: the batch's jobs, inserted through COPY FROM */
 extern void sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b);

@@ -28,6 +28,7 @@ OBJS = \
 	src/queue.o \
 	src/worker.o \
 	src/consume.o \
+	src/fetch_waker.o \
 	src/hold.o \
 	src/commit_log.o \
 	src/bulk_insert.o \
@@ -38,7 +39,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # The server headers are included as system headers so that -Wextra judges
 # our code, not PostgreSQL's inline functions.
 PG_CFLAGS = -Wall -Wextra -Werror -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
-SHLIB_LINK = -ljson-c -lrdkafka
+SHLIB_LINK = -ljson-c -lrdkafka -lpthread
 
 # make SANITIZE=address: build the extension with AddressSanitizer.  The
 # server binary is not instrumented, so every server process must preload

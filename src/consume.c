@@ -18,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "decode_sql.h"
+#include "fetch_waker.h"
 #include "guc.h"
 #include "worker_internal.h"
 
@@ -704,27 +705,32 @@ sr_drain_events(TimestampTz deadline)
  * consume is behind its high watermark, a ListOffsets request for that
  * partition wakes its leader's broker thread, which then fetches at once.
  * One partition per call, round-robin (so every leader gets its turn), at
- * most every SR_KICK_MS; the request also refreshes the partition's high
+ * most every SR_KICK_MS; the answer also refreshes the partition's high
  * watermark.
  *
- * The cost: a broker answers a connection's requests in order, so the
- * request can wait behind a long-polling fetch (fetch.wait.max.ms), which
- * adds latency at a steady rate.  Narrower conditions (a lag of thousands of
- * messages, a queue seen full) lost most of the throughput, because the
- * queue fills by bytes as well as by count; see the README's Performance
- * section.
+ * The request is a round trip that waits behind the fetch in flight, so the
+ * worker's own thread does not make it: the fetch waker's thread does
+ * (fetch_waker.c), one request at a time, and the worker goes on.  Narrower
+ * conditions (a lag of thousands of messages, a queue seen full) lost most
+ * of the throughput, because the queue fills by bytes as well as by count;
+ * see the README's Performance section.
  */
 #define SR_KICK_MS 5
 #define SR_KICK_BELOW 2000		/* queued messages: fetch more below this */
-#define SR_KICK_TIMEOUT_MS 50
 
 void
 sr_kick_fetcher(void)
 {
 	static int	next = 0;
 	static TimestampTz last = 0;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
+	int32		answered;
+	int64		high;
 
+	if (sr_waker_result(&answered, &high) && answered < sr_nparts &&
+		sr_parts[answered].assigned)
+		sr_parts[answered].high_watermark = high;
+	now = GetCurrentTimestamp();
 	if (sr_broker_down || sr_nparts == 0 ||
 		!TimestampDifferenceExceeds(last, now, SR_KICK_MS) ||
 		rd_kafka_queue_length(sr_events.queue) >= SR_KICK_BELOW)
@@ -733,20 +739,17 @@ sr_kick_fetcher(void)
 	{
 		int			i = (next + k) % sr_nparts;
 		sr_part    *p = &sr_parts[i];
-		int64_t		lo,
-					hi;
 
 		if (!p->assigned || p->paused || !p->sm.cur.offsets.has_local)
 			continue;
 		sr_note_watermark(p);
 		if (p->high_watermark <= sr_next_fetch(p))
 			continue;
-		next = i + 1;
-		last = now;
-		if (rd_kafka_query_watermark_offsets(sr_events.rk, sr_def.topic, i, &lo, &hi,
-											 SR_KICK_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-			hi >= 0)
-			p->high_watermark = hi;
+		if (sr_waker_request(i))
+		{
+			next = i + 1;
+			last = now;
+		}
 		return;
 	}
 }

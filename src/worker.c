@@ -25,11 +25,13 @@
 #include "utils/timestamp.h"
 
 #include "decode_sql.h"
+#include "fetch_waker.h"
 #include "guc.h"
 #include "worker_internal.h"
 
 #define SR_REMOTE_REFRESH_MS 1000
 #define SR_MAX_WAIT_MS 1000
+#define SR_WAKER_STOP_MS 2000	/* a wake-up request in flight at exit */
 
 sr_worker_slot *sr_slot;
 static int	sr_slotno;
@@ -146,7 +148,12 @@ sr_worker_exit(int code, Datum arg)
 	(void) arg;
 	/* on an error exit, leave fast: the group notices through its timeout */
 	sr_consumer_destroy(&sr_clog, false);
-	sr_consumer_destroy(&sr_events, false);
+	if (sr_waker_stop(SR_WAKER_STOP_MS))
+		sr_consumer_destroy(&sr_events, false);
+	else
+		ereport(LOG,
+				(errmsg("%s: the fetch thread is still waiting for the broker; its Kafka handle is left to the exit",
+						sr_who)));
 	if (sr_shm != NULL && sr_slot != NULL)
 	{
 		LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
@@ -181,6 +188,13 @@ sr_worker_shutdown(void)
 	sr_db_commit();
 	sr_publish_partitions();
 
+	if (!sr_waker_stop(SR_WAKER_STOP_MS))
+	{
+		ereport(LOG,
+				(errmsg("%s: the fetch thread is still waiting for the broker; the consumer group notices the exit by its session timeout",
+						sr_who)));
+		return;
+	}
 	e = rd_kafka_consumer_close_queue(sr_events.rk, sr_events.queue);
 	if (e != NULL)
 		rd_kafka_error_destroy(e);
@@ -258,6 +272,7 @@ sr_worker_main(Datum main_arg)
 
 	snprintf(client_id, sizeof(client_id), "sentry_relay-%s-%d", stream, index);
 	sr_consumer_create(&sr_events, &sr_def, client_id, true, sr_pipe[1]);
+	sr_waker_start(sr_events.rk, sr_def.topic);
 	{
 		rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_resp_err_t err;

@@ -29,6 +29,7 @@ OBJS = \
 	src/worker.o \
 	src/consume.o \
 	src/fetch_waker.o \
+	src/offset_mirror.o \
 	src/hold.o \
 	src/commit_log.o \
 	src/bulk_insert.o \

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -415,7 +416,10 @@ sr_note_watermark(sr_part *p)
 		p->high_watermark = hi;
 }
 
-/* Commit the batch: one transaction, then Kafka offsets for lag tools. */
+/*
+ * Commit the batch in one transaction (asynchronously unless
+ * sentry_relay.synchronous_commit), then queue its offsets for Kafka.
+ */
 void
 sr_flush(void)
 {
@@ -434,6 +438,9 @@ sr_flush(void)
 		return;
 
 	sr_db_begin("sentry_relay: committing a batch");
+	if (!sr_synchronous_commit)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 	sr_db_insert_jobs(&sr_def, &sr_b);
 	sr_db_insert_dead_letters(&sr_def, &sr_b);
 	sr_db_write_remote(&sr_def, &sr_b);
@@ -454,18 +461,7 @@ sr_flush(void)
 	}
 	sr_db_update_partitions(&sr_def, dirty, ndirty);
 	sr_db_commit();
-
-	if (commit->cnt > 0)
-	{
-		rd_kafka_resp_err_t err = rd_kafka_commit(sr_events.rk, commit, 1);
-
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			sr_count_fault(sr_slot, SR_FAULT_COMMIT_FAILED);
-			ereport(DEBUG1, (errmsg("%s: Kafka offset commit not sent: %s", sr_who, rd_kafka_err2str(err))));
-		}
-	}
-	rd_kafka_topic_partition_list_destroy(commit);
+	sr_mirror_push(commit);		/* to Kafka once flushed (offset_mirror.c) */
 
 	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
 	sr_slot->messages += sr_b.messages;
@@ -492,13 +488,15 @@ sr_flush(void)
 /*
  * Commit the batch, and then what its commit released from the hold (a
  * flush that wrote remote offsets re-reads them, which can release held
- * messages into a new batch); before partitions are let go.
+ * messages into a new batch), and mirror every offset to Kafka; before
+ * partitions are let go.
  */
 void
 sr_flush_all(void)
 {
 	sr_flush();
 	sr_flush();
+	sr_mirror_send(true);
 }
 
 /* Partitions assigned to us: claim them in the table and position them. */

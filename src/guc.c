@@ -26,6 +26,7 @@ char	   *sr_kafka_properties = NULL;
 int			sr_batch_size = 5000;
 int			sr_batch_max_bytes = 16 * 1024 * 1024;
 int			sr_batch_timeout = 10;
+bool		sr_synchronous_commit = false;
 int			sr_max_workers = 8;
 int			sr_queue_buffer_kb = 8192;
 int			sr_max_attempts = 5;
@@ -101,6 +102,14 @@ sr_guc_init(void)
 							10, 1, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("sentry_relay.synchronous_commit",
+							 "Whether a relay worker's batch commit waits for its WAL to be flushed.",
+							 "Off: batches commit asynchronously, and a worker mirrors offsets to Kafka only once their commit is flushed, so a crash loses no message (its jobs and offsets go together, and it is read again). On: each batch waits for the flush, and for synchronous standbys, as the server's synchronous_commit says.",
+							 &sr_synchronous_commit,
+							 false,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("sentry_relay.max_workers",
 							"Most relay workers that can run at once, over all streams.",

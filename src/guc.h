@@ -12,6 +12,7 @@ extern char *sr_kafka_properties;
 extern int	sr_batch_size;
 extern int	sr_batch_max_bytes;
 extern int	sr_batch_timeout;
+extern bool sr_synchronous_commit;
 extern int	sr_max_workers;
 extern int	sr_queue_buffer_kb;
 extern int	sr_max_attempts;

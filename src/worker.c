@@ -32,6 +32,7 @@
 #define SR_REMOTE_REFRESH_MS 1000
 #define SR_MAX_WAIT_MS 1000
 #define SR_WAKER_STOP_MS 2000	/* a wake-up request in flight at exit */
+#define SR_MIRROR_POLL_MS 100	/* offsets wait for the WAL flush */
 
 sr_worker_slot *sr_slot;
 static int	sr_slotno;
@@ -342,11 +343,14 @@ sr_worker_main(Datum main_arg)
 		deadline = TimestampTzPlusMilliseconds(now, sr_batch_timeout);
 		sr_drain_events(deadline);
 		sr_flush();
+		sr_mirror_send(false);
 		sr_kick_fetcher();
 
 		if (rd_kafka_queue_length(sr_events.queue) > 0 || sr_hold_pending() ||
 			(sr_clog_assigned && rd_kafka_queue_length(sr_clog.queue) > 0))
 			timeout = 0;
+		else if (sr_mirror_pending())
+			timeout = SR_MIRROR_POLL_MS;	/* the WAL writer flushes on its own */
 		else if (sr_clog_wanted && !sr_clog_assigned)
 			timeout = 1000;
 

@@ -1,7 +1,8 @@
 /*
  * worker_internal.h - state and functions shared by the relay worker's
  * files: the loop (worker.c), consumption of the events topic (consume.c)
- * and the commit-log follower (commit_log.c).  One worker process runs one
+ * the commit-log follower (commit_log.c) and the Kafka offset mirror
+ * (offset_mirror.c).  One worker process runs one
  * (stream, worker index); all of this is process-local.
  */
 #ifndef SR_WORKER_INTERNAL_H
@@ -73,6 +74,11 @@ extern void sr_hold_drop(sr_part *p);
 extern bool sr_hold_release(sr_part *p);
 extern void sr_hold_release_all(void);
 extern bool sr_hold_pending(void);
+
+/* offset_mirror.c */
+extern void sr_mirror_push(rd_kafka_topic_partition_list_t *offsets);
+extern bool sr_mirror_pending(void);
+extern void sr_mirror_send(bool flush);
 
 /* commit_log.c */
 extern void sr_clog_assign(void);

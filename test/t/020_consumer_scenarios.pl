@@ -24,7 +24,6 @@ use Test::More;
 use SentryRelay::KafkaMock;
 use SentryRelay::Test;
 
-my $PYTHON = '/usr/bin/python3';
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -108,70 +107,6 @@ sub check_event
 	my ($node, $stream, $p, $o, $seq, $label) = @_;
 	is(sql($node, qq{SELECT event_id FROM sentry_relay.jobs WHERE stream = '$stream' AND partition = $p AND "offset" = $o}),
 		sprintf('%032x', $seq), "$label: job $p:$o is the event produced at that position");
-}
-
-sub run_python
-{
-	my ($code, $what) = @_;
-	my ($out, $err) = ('', '');
-	my $ok = eval {
-		IPC::Run::run([ $PYTHON, '-c', $code ], '<', \undef, '>', \$out, '2>', \$err,
-			IPC::Run::timeout(60));
-	};
-	chomp $out;
-	diag("$what failed: " . ($@ || "exit status $?") . "\n$err") unless $ok;
-	return ($ok, $out);
-}
-
-# Commit consumer group offsets in Kafka directly, as the original does with a
-# plain Consumer.  $offsets: { partition => offset }.  Returns 1 on success.
-sub kafka_commit
-{
-	my ($kafka, $group, $topic, $offsets) = @_;
-	my $tps = join(', ', map { "TopicPartition('$topic', $_, $offsets->{$_})" } sort keys %$offsets);
-	my $bootstrap = $kafka->bootstrap;
-	my ($ok, $out) = run_python(qq{
-import sys
-from confluent_kafka import Consumer, TopicPartition
-c = Consumer({'bootstrap.servers': '$bootstrap', 'group.id': '$group'})
-r = c.commit(offsets=[$tps], asynchronous=False)
-c.close()
-bad = [tp for tp in r if tp.error is not None]
-print(' '.join('%d:%d' % (tp.partition, tp.offset) for tp in r), bad)
-sys.exit(1 if bad else 0)
-}, "committing offsets of group $group");
-	return $ok;
-}
-
-# The group's committed offsets: "p:o p:o" (-1001 when none).
-sub kafka_committed
-{
-	my ($kafka, $group, $topic, @parts) = @_;
-	my $tps = join(', ', map { "TopicPartition('$topic', $_)" } @parts);
-	my $bootstrap = $kafka->bootstrap;
-	my ($ok, $out) = run_python(qq{
-from confluent_kafka import Consumer, TopicPartition
-c = Consumer({'bootstrap.servers': '$bootstrap', 'group.id': '$group', 'enable.auto.commit': False})
-r = c.committed([$tps], timeout=10)
-c.close()
-print(' '.join('%d:%d' % (tp.partition, tp.offset) for tp in sorted(r, key=lambda t: t.partition)))
-}, "reading committed offsets of group $group");
-	return $ok ? $out : "error";
-}
-
-sub wait_for_committed
-{
-	my ($kafka, $group, $topic, $parts, $expected, $timeout) = @_;
-	my $deadline = time + ($timeout // 30);
-	my $r;
-	while (time < $deadline)
-	{
-		$r = kafka_committed($kafka, $group, $topic, @$parts);
-		return $r if $r eq $expected;
-		usleep(200_000);
-	}
-	diag("timed out: committed offsets of $group are '$r', expected '$expected'");
-	return $r;
 }
 
 sub stream

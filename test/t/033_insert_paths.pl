@@ -6,6 +6,8 @@
 # Its group_states jsonb is byte for byte what jsonb_in makes of the same
 # text.  A table it does not serve (a trigger, a volatile default) goes
 # through COPY FROM instead, and the server log says why, once per reason.
+# The batch's offsets reach the Kafka consumer group once its commit is
+# flushed, with asynchronous commit (the default) and with synchronous.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -164,7 +166,21 @@ is($node->safe_psql('postgres', q{
 SELECT count(*) FILTER (WHERE jsonb_send(group_states) = jsonb_send(group_states::text::jsonb))
   FROM sentry_relay.jobs WHERE stream = 'ip' AND "offset" >= 15}), '10',
 	'restored table: group_states as jsonb_in makes it');
-is(exactly_once($node, 'ip'), '25 25', 'each message enqueued once');
+
+################################################################
+# 5. The offsets reach the Kafka consumer group once their commit is
+#    flushed: batches commit asynchronously by default; with
+#    sentry_relay.synchronous_commit each waits for its flush
+################################################################
+is(wait_for_committed($kafka, 'cg-ip', 'ip-events', [0], '0:25'), '0:25',
+	'asynchronous commit: Kafka gets the local offset once the commit is flushed');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET sentry_relay.synchronous_commit = on; SELECT pg_reload_conf()});
+is(wait_for_value($node, q{SELECT setting FROM pg_settings WHERE name = 'sentry_relay.synchronous_commit'}, 'on'),
+	'on', 'sentry_relay.synchronous_commit is on after a reload');
+is(relay(gs_message(600, '[]'), gs_message(601, '[]')), '27 SYNCHRONIZED', 'synchronous commit: two more relayed');
+is(wait_for_committed($kafka, 'cg-ip', 'ip-events', [0], '0:27'), '0:27',
+	'synchronous commit: Kafka gets the local offset');
+is(exactly_once($node, 'ip'), '27 27', 'each message enqueued once');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.dead_letters}), '0', 'no dead letter');
 
 $node->stop;

@@ -7,6 +7,7 @@ package SentryRelay::Test;
 use strict;
 use warnings;
 use Carp;
+use IPC::Run ();
 use Exporter 'import';
 use Time::HiRes qw(time usleep);
 use PostgreSQL::Test::Cluster;
@@ -319,6 +320,75 @@ sub commit_log_to_parts
 	my ($kafka, $topic, $clog, $offset, @parts) = @_;
 	commit_log($kafka, $topic, $_, 'snuba-consumers', $offset, commit_log_topic => $clog)
 	  for @parts;
+}
+
+# ---- the Kafka consumer group, read and written with confluent_kafka ----
+
+push @EXPORT, qw(run_python kafka_commit kafka_committed wait_for_committed);
+
+# run_python($code, $what): run Python code; (ok, its stdout).
+sub run_python
+{
+	my ($code, $what) = @_;
+	my ($out, $err) = ('', '');
+	my $ok = eval {
+		IPC::Run::run([ '/usr/bin/python3', '-c', $code ], '<', \undef, '>', \$out, '2>', \$err,
+			IPC::Run::timeout(60));
+	};
+	chomp $out;
+	diag("$what failed: " . ($@ || "exit status $?") . "\n$err") unless $ok;
+	return ($ok, $out);
+}
+
+# Commit consumer group offsets in Kafka directly, as the original does with a
+# plain Consumer.  $offsets: { partition => offset }.  Returns 1 on success.
+sub kafka_commit
+{
+	my ($kafka, $group, $topic, $offsets) = @_;
+	my $tps = join(', ', map { "TopicPartition('$topic', $_, $offsets->{$_})" } sort keys %$offsets);
+	my $bootstrap = $kafka->bootstrap;
+	my ($ok, $out) = run_python(qq{
+import sys
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({'bootstrap.servers': '$bootstrap', 'group.id': '$group'})
+r = c.commit(offsets=[$tps], asynchronous=False)
+c.close()
+bad = [tp for tp in r if tp.error is not None]
+print(' '.join('%d:%d' % (tp.partition, tp.offset) for tp in r), bad)
+sys.exit(1 if bad else 0)
+}, "committing offsets of group $group");
+	return $ok;
+}
+
+# The group's committed offsets: "p:o p:o" (-1001 when none).
+sub kafka_committed
+{
+	my ($kafka, $group, $topic, @parts) = @_;
+	my $tps = join(', ', map { "TopicPartition('$topic', $_)" } @parts);
+	my $bootstrap = $kafka->bootstrap;
+	my ($ok, $out) = run_python(qq{
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({'bootstrap.servers': '$bootstrap', 'group.id': '$group', 'enable.auto.commit': False})
+r = c.committed([$tps], timeout=10)
+c.close()
+print(' '.join('%d:%d' % (tp.partition, tp.offset) for tp in sorted(r, key=lambda t: t.partition)))
+}, "reading committed offsets of group $group");
+	return $ok ? $out : "error";
+}
+
+sub wait_for_committed
+{
+	my ($kafka, $group, $topic, $parts, $expected, $timeout) = @_;
+	my $deadline = time + ($timeout // 30);
+	my $r;
+	while (time < $deadline)
+	{
+		$r = kafka_committed($kafka, $group, $topic, @$parts);
+		return $r if $r eq $expected;
+		usleep(200_000);
+	}
+	diag("timed out: committed offsets of $group are '$r', expected '$expected'");
+	return $r;
 }
 
 1;

@@ -45,6 +45,9 @@ const sr_job_column sr_job_columns[SR_JOB_NCOLUMNS] = {
 /* COPY binary format: signature, flags, header extension length */
 static const char sr_bulk_signature[11] = "PGCOPY\n\377\r\n\0";
 
+StaticAssertDecl(sizeof(sr_bulk_signature) + 4 + 4 == SR_JOB_ROWS_HEADER_LEN,
+				 "multi_insert.c skips SR_JOB_ROWS_HEADER_LEN bytes of header");
+
 /* What the data-source callback reads from (COPY gives it no argument). */
 static const StringInfoData *sr_bulk_src = NULL;
 static int	sr_bulk_pos = 0;

@@ -44,9 +44,6 @@
 #define SR_MI_MAX_ROWS 1000
 #define SR_MI_MAX_BYTES (1024 * 1024)
 
-/* COPY binary header: signature (11), flags (4), extension length (4) */
-#define SR_MI_HEADER_LEN 19
-
 /* A column the table fills by its default (identity, now(), ...). */
 typedef struct sr_mi_default
 {
@@ -220,13 +217,29 @@ sr_mi_take(sr_mi_reader *r, size_t n)
 	return p;
 }
 
+/* Big-endian integers at p, as COPY binary writes them. */
 static int32
-sr_mi_int32(sr_mi_reader *r)
+sr_mi_be32(const char *p)
 {
 	uint32		v;
 
-	memcpy(&v, sr_mi_take(r, 4), 4);
+	memcpy(&v, p, 4);
 	return (int32) pg_ntoh32(v);
+}
+
+static int64
+sr_mi_be64(const char *p)
+{
+	uint64		v;
+
+	memcpy(&v, p, 8);
+	return (int64) pg_ntoh64(v);
+}
+
+static int32
+sr_mi_int32(sr_mi_reader *r)
+{
+	return sr_mi_be32(sr_mi_take(r, 4));
 }
 
 static int16
@@ -236,15 +249,6 @@ sr_mi_int16(sr_mi_reader *r)
 
 	memcpy(&v, sr_mi_take(r, 2), 2);
 	return (int16) pg_ntoh16(v);
-}
-
-static int64
-sr_mi_int64(const char *p)
-{
-	uint64		v;
-
-	memcpy(&v, p, 8);
-	return (int64) pg_ntoh64(v);
 }
 
 /* A text or bytea datum of the field's bytes; text is checked as COPY does. */
@@ -395,10 +399,7 @@ sr_mi_field(sr_mi_reader *r, Oid typid, Datum *value, bool *isnull)
 		case INT4OID:
 			if (len == 4)
 			{
-				uint32		v;
-
-				memcpy(&v, p, 4);
-				*value = Int32GetDatum((int32) pg_ntoh32(v));
+				*value = Int32GetDatum(sr_mi_be32(p));
 				return;
 			}
 			break;
@@ -406,7 +407,7 @@ sr_mi_field(sr_mi_reader *r, Oid typid, Datum *value, bool *isnull)
 		case TIMESTAMPTZOID:
 			if (len == 8)
 			{
-				*value = Int64GetDatum(sr_mi_int64(p));
+				*value = Int64GetDatum(sr_mi_be64(p));
 				return;
 			}
 			break;
@@ -490,7 +491,7 @@ sr_multi_insert_jobs(Relation rel, const StringInfoData *rows, int n)
 	logged_why = NULL;
 
 	sr_mi_begin(&mi, rel, n);
-	r.p = rows->data + SR_MI_HEADER_LEN;
+	r.p = rows->data + SR_JOB_ROWS_HEADER_LEN;
 	r.end = rows->data + rows->len;
 	chunk_start = r.p;
 	for (int i = 0; i < n; i++)

@@ -93,6 +93,9 @@ typedef struct sr_job_column
 } sr_job_column;
 
 #define SR_JOB_NCOLUMNS 18
+
+/* A batch's rows start with COPY binary's header: signature, flags, extension length. */
+#define SR_JOB_ROWS_HEADER_LEN (11 + 4 + 4)
 extern const sr_job_column sr_job_columns[SR_JOB_NCOLUMNS];
 
 /* multi_insert.c: the batch's rows through the table AM, when it can */

@@ -159,7 +159,8 @@ sr_waker_result(int32 *partition, int64 *high)
  * Stop the thread, waiting up to timeout_ms for a request in flight.  True
  * when it has ended, so that the Kafka handle may be destroyed; false when
  * it is still inside librdkafka (a broker that does not answer), and the
- * handle must be left to the process's exit.
+ * handle must be left to the process's exit.  A stop that already waited
+ * (shutdown, then the exit callback) does not wait again.
  */
 bool
 sr_waker_stop(int timeout_ms)
@@ -169,6 +170,8 @@ sr_waker_stop(int timeout_ms)
 	if (!sr_wk.running)
 		return true;
 	pthread_mutex_lock(&sr_wk.mu);
+	if (sr_wk.stop)
+		timeout_ms = 0;
 	sr_wk.stop = true;
 	pthread_cond_broadcast(&sr_wk.cv);
 	clock_gettime(CLOCK_REALTIME, &deadline);

@@ -56,7 +56,7 @@ endif
 SR_FLAGS_STAMP = src/.sanitize-flags
 $(shell echo '$(SANITIZE)' | cmp -s - $(SR_FLAGS_STAMP) 2>/dev/null || echo '$(SANITIZE)' > $(SR_FLAGS_STAMP))
 $(OBJS): $(SR_FLAGS_STAMP)
-EXTRA_CLEAN = test/unit/test_state test/unit/test_decode test/unit/test_skim test/unit/test_row \
+EXTRA_CLEAN = test/unit/test_state test/unit/test_decode test/unit/test_skim \
 	test/fuzz/fuzz_event test/fuzz/fuzz_commit_log test/fuzz/fuzz_skim
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
@@ -103,11 +103,7 @@ test/unit/test_skim: test/unit/test_skim.c src/decode_*.c src/json_skim.c src/js
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_skim.c src/decode_common.c \
 		src/decode_event.c src/decode_fast.c src/decode_commit.c src/json_skim.c -ljson-c -lm
 
-test/unit/test_row: test/unit/test_row.c src/job_row.c src/job_row.h src/decode_*.c src/json_skim.c src/decode.h test/unit/tap.h
-	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_row.c src/job_row.c src/decode_common.c \
-		src/decode_event.c src/decode_fast.c src/decode_commit.c src/json_skim.c -ljson-c -lm
-
-unit: test/unit/test_state test/unit/test_decode test/unit/test_skim test/unit/test_row
+unit: test/unit/test_state test/unit/test_decode test/unit/test_skim
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

@@ -634,16 +634,9 @@ sr_on_revoke(rd_kafka_topic_partition_list_t *parts)
 	sr_publish_partitions();
 }
 
-/* When the batch must be committed: sentry_relay.batch_timeout after its first message. */
-static TimestampTz
-sr_batch_deadline(void)
-{
-	return TimestampTzPlusMilliseconds(sr_b.started, sr_batch_timeout);
-}
-
 /* Serve events of the events consumer until the batch is cut. */
 void
-sr_drain_events(void)
+sr_drain_events(TimestampTz deadline)
 {
 	sr_decoded *d;
 
@@ -725,42 +718,12 @@ sr_drain_events(void)
 		}
 		if (ev != NULL)
 			rd_kafka_event_destroy(ev);
-		if (sr_b.started != 0 && GetCurrentTimestamp() >= sr_batch_deadline())
+		if (sr_b.started != 0 && GetCurrentTimestamp() >= deadline)
 			break;
 		/* a step of the writer waits: serve it first (worker.c) */
 		if (sr_clog_assigned && rd_kafka_queue_length(sr_clog.queue) > 0)
 			break;
 	}
-}
-
-/*
- * How long the batch may stay open for messages on their way, in ms; 0
- * when it must be committed now.  It stays open while it has room and
- * time left (sentry_relay.batch_size, batch_max_bytes, batch_timeout) and
- * the decode thread is decoding or librdkafka holds events for it; the
- * thread wakes the worker when it hands them over.  Under light load a
- * batch is therefore committed as soon as Kafka has nothing more to give,
- * and under load it is not cut short each time the decode thread's queue
- * runs dry for a moment.
- */
-long
-sr_batch_wait_ms(void)
-{
-	TimestampTz now;
-	long		ms;
-
-	if (sr_b.started == 0 || sr_b.messages >= sr_batch_size ||
-		sr_b.bytes >= (size_t) sr_batch_max_bytes)
-		return 0;
-	/* the drain stopped with events left: a commit-log step waits, or time is up */
-	if (sr_ahead_pending() || sr_hold_pending() ||
-		(sr_clog_assigned && rd_kafka_queue_length(sr_clog.queue) > 0))
-		return 0;
-	if (!sr_ahead_busy())
-		return 0;
-	now = GetCurrentTimestamp();
-	ms = (long) ((sr_batch_deadline() - now + 999) / 1000);
-	return ms > 0 ? ms : 0;
 }
 
 /*

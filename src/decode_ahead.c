@@ -41,14 +41,6 @@
 /* A wait for librdkafka's queue, in case its wake-up is missed. */
 #define SR_AHEAD_IDLE_MS 1000
 
-/*
- * Outcomes queued before the main thread is woken, unless the thread runs
- * out of events or of room first.  The main thread drains the queue much
- * faster than this thread fills it, so waking it for every outcome made
- * both threads trade the two cores thousands of times a second.
- */
-#define SR_AHEAD_WAKE_COUNT 256
-
 typedef struct sr_ahead
 {
 	pthread_t	thread;
@@ -61,14 +53,11 @@ typedef struct sr_ahead
 	sr_decoded *head;
 	sr_decoded *tail;
 	size_t		bytes;
-	int			count;
-	bool		woken;			/* the main thread was woken for what is queued */
 	size_t		budget;
 	size_t		max_message_bytes;
 	bool		want_room;		/* the thread waits for the queue to shrink */
 	bool		stop;
 	bool		failed;			/* out of memory: the thread stopped taking */
-	bool		taking;			/* (atomic) an event is being decoded */
 	/* the thread's own, set before it starts */
 	rd_kafka_queue_t *queue;
 	sr_decoder *dec;
@@ -286,36 +275,22 @@ sr_ahead_decode(sr_ahead *a, const rd_kafka_message_t *m)
 	return d;
 }
 
-/*
- * Wake the main thread for what is queued, once until it takes it all; with
- * enough, only once SR_AHEAD_WAKE_COUNT outcomes wait.  Under a.mu.
- */
-static bool
-sr_ahead_should_wake(sr_ahead *a, bool enough)
-{
-	if (a->woken || a->head == NULL || (!enough && a->count < SR_AHEAD_WAKE_COUNT))
-		return false;
-	a->woken = true;
-	return true;
-}
-
-/* Queue outcomes for the main thread. */
+/* Queue outcomes for the main thread, waking it if the queue was empty. */
 static void
-sr_ahead_push(sr_ahead *a, sr_decoded *first, sr_decoded *last, size_t bytes, int n)
+sr_ahead_push(sr_ahead *a, sr_decoded *first, sr_decoded *last, size_t bytes)
 {
-	bool		wake;
+	bool		was_empty;
 
 	pthread_mutex_lock(&a->mu);
+	was_empty = a->head == NULL;
 	if (a->tail != NULL)
 		a->tail->next = first;
 	else
 		a->head = first;
 	a->tail = last;
 	a->bytes += bytes;
-	a->count += n;
-	wake = sr_ahead_should_wake(a, false);
 	pthread_mutex_unlock(&a->mu);
-	if (wake)
+	if (was_empty)
 		sr_ahead_poke(a->wake_fd);
 }
 
@@ -327,7 +302,6 @@ sr_ahead_take(sr_ahead *a, rd_kafka_event_t *ev)
 			   *last = NULL,
 			   *d;
 	size_t		bytes = 0;
-	int			n = 0;
 	bool		ok = true;
 
 	if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_FETCH)
@@ -347,7 +321,6 @@ sr_ahead_take(sr_ahead *a, rd_kafka_event_t *ev)
 				first = d;
 			last = d;
 			bytes += d->size;
-			n++;
 		}
 		rd_kafka_event_destroy(ev);
 	}
@@ -359,7 +332,6 @@ sr_ahead_take(sr_ahead *a, rd_kafka_event_t *ev)
 		d->ev = ev;
 		first = last = d;
 		bytes = d->size;
-		n = 1;
 	}
 	else
 	{
@@ -367,7 +339,7 @@ sr_ahead_take(sr_ahead *a, rd_kafka_event_t *ev)
 		ok = false;
 	}
 	if (first != NULL)
-		sr_ahead_push(a, first, last, bytes, n);
+		sr_ahead_push(a, first, last, bytes);
 	return ok;
 }
 
@@ -380,7 +352,6 @@ sr_ahead_main(void *arg)
 	for (;;)
 	{
 		bool		full;
-		bool		wake;
 		struct pollfd fds[2];
 
 		pthread_mutex_lock(&a->mu);
@@ -391,11 +362,8 @@ sr_ahead_main(void *arg)
 		}
 		full = a->failed || a->bytes >= a->budget;
 		a->want_room = full;
-		wake = full && sr_ahead_should_wake(a, true);
 		sr_decoder_set_max_message_bytes(a->dec, a->max_message_bytes);
 		pthread_mutex_unlock(&a->mu);
-		if (wake)
-			sr_ahead_poke(a->wake_fd);
 
 		if (!full)
 		{
@@ -403,8 +371,6 @@ sr_ahead_main(void *arg)
 
 			pthread_mutex_lock(&a->take_mu);
 			ev = rd_kafka_queue_poll(a->queue, 0);
-			if (ev != NULL)
-				__atomic_store_n(&a->taking, true, __ATOMIC_RELEASE);
 			if (ev != NULL && !sr_ahead_take(a, ev))
 			{
 				pthread_mutex_lock(&a->mu);
@@ -412,16 +378,9 @@ sr_ahead_main(void *arg)
 				pthread_mutex_unlock(&a->mu);
 				sr_ahead_poke(a->wake_fd);
 			}
-			__atomic_store_n(&a->taking, false, __ATOMIC_RELEASE);
 			pthread_mutex_unlock(&a->take_mu);
 			if (ev != NULL)
 				continue;
-			/* nothing more from librdkafka for now: hand over what there is */
-			pthread_mutex_lock(&a->mu);
-			wake = sr_ahead_should_wake(a, true);
-			pthread_mutex_unlock(&a->mu);
-			if (wake)
-				sr_ahead_poke(a->wake_fd);
 		}
 
 		fds[0].fd = a->ctl[0];
@@ -473,8 +432,6 @@ sr_ahead_start(rd_kafka_queue_t *queue, int wake_fd, const sr_stream_def *def)
 		elog(ERROR, "sentry_relay: the decode thread is already running");
 	sr_ah.head = sr_ah.tail = NULL;
 	sr_ah.bytes = 0;
-	sr_ah.count = 0;
-	sr_ah.woken = false;
 	sr_ah.budget = Max((size_t) sr_queue_buffer_kb * 1024 / 4, 64 * 1024);
 	sr_ah.max_message_bytes = (size_t) sr_max_message_size;
 	sr_ah.want_room = sr_ah.stop = sr_ah.failed = false;
@@ -525,13 +482,9 @@ sr_ahead_next(void)
 	{
 		sr_ah.head = d->next;
 		if (sr_ah.head == NULL)
-		{
 			sr_ah.tail = NULL;
-			sr_ah.woken = false;	/* the next outcome wakes it again */
-		}
 		d->next = NULL;
 		sr_ah.bytes -= d->size;
-		sr_ah.count--;
 		if (sr_ah.want_room && sr_ah.bytes <= sr_ah.budget / 2)
 		{
 			sr_ah.want_room = false;
@@ -565,20 +518,6 @@ sr_ahead_pending(void)
 }
 
 /*
- * Whether more is on its way: the thread is decoding an event, or
- * librdkafka has events queued that the thread will take (when its own
- * queue has room).  A batch waits for them rather than commit early.
- */
-bool
-sr_ahead_busy(void)
-{
-	if (!sr_ah.running)
-		return false;
-	return __atomic_load_n(&sr_ah.taking, __ATOMIC_ACQUIRE) ||
-		rd_kafka_queue_length(sr_ah.queue) > 0;
-}
-
-/*
  * Wait until the thread is between events and keep it there, before a
  * call that changes what librdkafka delivers for some partitions (seek,
  * pause, resume, assign, unassign).  sr_ahead_forget or
@@ -609,7 +548,6 @@ sr_ahead_drop(int32 partition)
 		{
 			*link = d->next;
 			sr_ah.bytes -= d->size;
-			sr_ah.count--;
 			free(d);
 			continue;
 		}
@@ -617,8 +555,6 @@ sr_ahead_drop(int32 partition)
 		link = &d->next;
 	}
 	sr_ah.tail = prev;
-	if (sr_ah.head == NULL)
-		sr_ah.woken = false;
 	pthread_mutex_unlock(&sr_ah.mu);
 }
 
@@ -708,7 +644,5 @@ sr_ahead_discard(void)
 	}
 	sr_ah.tail = NULL;
 	sr_ah.bytes = 0;
-	sr_ah.count = 0;
-	sr_ah.woken = false;
 	pthread_mutex_unlock(&sr_ah.mu);
 }

@@ -48,7 +48,6 @@ typedef struct sr_decoded
 extern void sr_ahead_start(rd_kafka_queue_t *queue, int wake_fd, const sr_stream_def *def);
 extern sr_decoded *sr_ahead_next(void);
 extern bool sr_ahead_pending(void);
-extern bool sr_ahead_busy(void);
 extern void sr_ahead_barrier(void);
 extern void sr_ahead_forget(int32 partition);
 extern void sr_ahead_forget_list(const rd_kafka_topic_partition_list_t *parts);

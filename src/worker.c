@@ -323,7 +323,7 @@ sr_worker_main(Datum main_arg)
 	{
 		WaitEvent	events[3];
 		TimestampTz now;
-		long		batch_wait;
+		TimestampTz deadline;
 		bool		remote_changed;
 		long		timeout = SR_MAX_WAIT_MS;
 		char		drain[256];
@@ -359,18 +359,15 @@ sr_worker_main(Datum main_arg)
 				sr_flush();
 		}
 
-		sr_drain_events();
-		batch_wait = sr_batch_wait_ms();
-		if (batch_wait == 0)
-			sr_flush();
+		deadline = TimestampTzPlusMilliseconds(now, sr_batch_timeout);
+		sr_drain_events(deadline);
+		sr_flush();
 		sr_mirror_send(false);
 		sr_kick_fetcher();
 
 		if (sr_ahead_pending() || sr_hold_pending() ||
 			(sr_clog_assigned && rd_kafka_queue_length(sr_clog.queue) > 0))
 			timeout = 0;
-		else if (batch_wait > 0)
-			timeout = batch_wait;	/* the decode thread wakes us sooner */
 		else if (sr_mirror_pending())
 			timeout = SR_MIRROR_POLL_MS;	/* the WAL writer flushes on its own */
 		else if (sr_clog_wanted && !sr_clog_assigned)

@@ -64,8 +64,7 @@ extern void sr_relayed(sr_part *p, int64 offset, size_t bytes);
 extern void sr_apply_group_offset(sr_part *p, int group, int64 offset);
 extern void sr_flush(void);
 extern void sr_flush_all(void);
-extern void sr_drain_events(void);
-extern long sr_batch_wait_ms(void);
+extern void sr_drain_events(TimestampTz deadline);
 extern void sr_kick_fetcher(void);
 
 /* hold.c */

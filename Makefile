@@ -31,8 +31,6 @@ OBJS = \
 	src/fetch_waker.o \
 	src/offset_mirror.o \
 	src/hold.o \
-	src/decode_ahead.o \
-	src/job_row.o \
 	src/commit_log.o \
 	src/bulk_insert.o \
 	src/multi_insert.o

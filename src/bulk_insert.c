@@ -1,9 +1,8 @@
 /*
  * bulk_insert.c - a batch of jobs into sentry_relay.jobs.
  *
- * The rows are written in COPY's binary format by the decode thread, straight
- * from the decoder's output (job_row.c, decode_ahead.c), and the batch
- * gathers them as they are (the hold keeps rows in the same form).
+ * The rows are written in COPY's binary format while the batch is gathered,
+ * straight from the decoder's output (the hold keeps rows in the same form).
  * At commit they go in through the table AM directly (multi_insert.c), or,
  * for a table that path does not serve (triggers, partitioning, ...),
  * through COPY FROM's own machinery, the way logical replication's table
@@ -69,6 +68,115 @@ sr_bulk_int32(StringInfo s, int32 v)
 	appendBinaryStringInfoNT(s, (const char *) &n, sizeof(n));
 }
 
+static inline void
+sr_bulk_int64(StringInfo s, int64 v)
+{
+	uint64		n = pg_hton64((uint64) v);
+
+	appendBinaryStringInfoNT(s, (const char *) &n, sizeof(n));
+}
+
+/* One field: its length, then its bytes; NULL is length -1. */
+static inline void
+sr_bulk_bytes(StringInfo s, const void *p, size_t len)
+{
+	if (p == NULL)
+	{
+		sr_bulk_int32(s, -1);
+		return;
+	}
+	if (len > (size_t) (MaxAllocSize - VARHDRSZ))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("job field of %zu bytes is too large", len),
+				 errhint("Lower sentry_relay.max_message_size.")));
+	sr_bulk_int32(s, (int32) len);
+	appendBinaryStringInfoNT(s, p, len);
+}
+
+static inline void
+sr_bulk_text(StringInfo s, const char *v)
+{
+	sr_bulk_bytes(s, v, v ? strlen(v) : 0);
+}
+
+static inline void
+sr_bulk_field_int32(StringInfo s, int32 v)
+{
+	sr_bulk_int32(s, 4);
+	sr_bulk_int32(s, v);
+}
+
+static inline void
+sr_bulk_field_int64(StringInfo s, int64 v)
+{
+	sr_bulk_int32(s, 8);
+	sr_bulk_int64(s, v);
+}
+
+static inline void
+sr_bulk_field_bool(StringInfo s, bool v)
+{
+	sr_bulk_int32(s, 1);
+	appendStringInfoCharMacro(s, v ? 1 : 0);
+}
+
+/* jsonb's binary form is a version byte (1) followed by the JSON text. */
+static inline void
+sr_bulk_field_jsonb(StringInfo s, const char *json)
+{
+	size_t		len;
+
+	if (json == NULL)
+	{
+		sr_bulk_int32(s, -1);
+		return;
+	}
+	len = strlen(json);
+	sr_bulk_int32(s, (int32) len + 1);
+	appendStringInfoCharMacro(s, 1);
+	appendBinaryStringInfoNT(s, json, len);
+}
+
+/*
+ * Write one job as a row in COPY binary format, without the file header.
+ * The caller is in the memory context that owns s.
+ */
+void
+sr_db_job_row(StringInfo s, const sr_stream_def *def, int32 partition,
+			  int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
+			  const void *body, size_t body_len)
+{
+	sr_bulk_int16(s, (int16) SR_JOB_NCOLUMNS);
+	sr_bulk_text(s, def->name);
+	sr_bulk_text(s, def->topic);
+	sr_bulk_text(s, def->eventstream_type);
+	sr_bulk_field_int32(s, partition);
+	sr_bulk_field_int64(s, offset);
+	sr_bulk_text(s, job->queue);
+	sr_bulk_field_int64(s, job->project_id);
+	if (job->has_group_id)
+		sr_bulk_field_int64(s, job->group_id);
+	else
+		sr_bulk_int32(s, -1);
+	sr_bulk_text(s, job->event_id);
+	sr_bulk_text(s, job->primary_hash);
+	sr_bulk_field_bool(s, job->is_new);
+	sr_bulk_field_bool(s, job->is_regression);
+	sr_bulk_field_bool(s, job->is_new_group_environment);
+	sr_bulk_field_jsonb(s, job->group_states);
+	sr_bulk_text(s, job->occurrence_id);
+	sr_bulk_text(s, job->cache_key);
+	if (has_ts)
+		sr_bulk_field_int64(s, ts);
+	else
+		sr_bulk_int32(s, -1);
+	if (def->keep_body && body != NULL)
+		sr_bulk_bytes(s, body, body_len);
+	else
+		sr_bulk_int32(s, -1);
+}
+
 /* The batch's rows, started with COPY's file header on first use. */
 static StringInfo
 sr_batch_rows(sr_batch *b)
@@ -85,7 +193,17 @@ sr_batch_rows(sr_batch *b)
 	return s;
 }
 
-/* Append a row made by sr_job_row_write (batch memory context). */
+/* Append one job to the batch.  The caller is in the batch memory context. */
+void
+sr_db_batch_append(sr_batch *b, const sr_stream_def *def, int32 partition,
+				   int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
+				   const void *body, size_t body_len)
+{
+	sr_db_job_row(sr_batch_rows(b), def, partition, offset, job, has_ts, ts, body, body_len);
+	b->n++;
+}
+
+/* Append a row made earlier by sr_db_job_row (batch memory context). */
 void
 sr_db_batch_append_row(sr_batch *b, const char *row, size_t len)
 {

@@ -19,7 +19,6 @@
 #include "utils/timestamp.h"
 
 #include "decode_sql.h"
-#include "decode_ahead.h"
 #include "fetch_waker.h"
 #include "guc.h"
 #include "worker_internal.h"
@@ -68,9 +67,7 @@ sr_apply_flow(sr_part *p)
 		int64		from = sr_next_fetch(p);
 
 		l = sr_kafka_one(sr_def.topic, p->partition, from);
-		sr_ahead_barrier();
 		e = rd_kafka_seek_partitions(sr_events.rk, l, 5000);
-		sr_ahead_forget(p->partition);
 		rd_kafka_topic_partition_list_destroy(l);
 		if (e != NULL)
 		{
@@ -83,10 +80,8 @@ sr_apply_flow(sr_part *p)
 		p->fresh = true;
 	}
 	l = sr_kafka_one(sr_def.topic, p->partition, RD_KAFKA_OFFSET_INVALID);
-	sr_ahead_barrier();
 	err = want_pause ? rd_kafka_pause_partitions(sr_events.rk, l)
 		: rd_kafka_resume_partitions(sr_events.rk, l);
-	sr_ahead_forget(p->partition);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ereport(LOG,
@@ -252,7 +247,6 @@ sr_hold_back(sr_part *p)
 
 	sr_count_fault(sr_slot, SR_FAULT_GATED);
 	p->hold_blocked = true;
-	sr_ahead_barrier();
 	if (!p->paused)
 	{
 		l = sr_kafka_one(sr_def.topic, p->partition, RD_KAFKA_OFFSET_INVALID);
@@ -262,7 +256,6 @@ sr_hold_back(sr_part *p)
 	}
 	l = sr_kafka_one(sr_def.topic, p->partition, from);
 	e = rd_kafka_seek_partitions(sr_events.rk, l, -1);
-	sr_ahead_forget(p->partition);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e != NULL)
 	{
@@ -275,30 +268,28 @@ sr_hold_back(sr_part *p)
 }
 
 /*
- * Hand the outcome of a message that passed the gate to the batch, and move
- * the local offset past it.
+ * Decode a message that passed the gate into the batch and move the local
+ * offset past it.
  */
 void
-sr_relay_decoded(sr_part *p, const sr_decoded *d)
+sr_process_message(sr_part *p, const sr_msg *m)
 {
 	MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
+	sr_job		job;
+	sr_error	err;
+	sr_decode_status st;
 
-	if (d->st == SR_DECODE_JOB)
-	{
-		if (d->row == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("%s: a job field of the message at offset " INT64_FORMAT " of partition %d is too large",
-							sr_who, d->offset, p->partition),
-					 errhint("Lower sentry_relay.max_message_size.")));
-		sr_db_batch_append_row(&sr_b, d->row, d->row_len);
-	}
-	else if (d->st == SR_DECODE_SKIP)
+	st = sr_decode_event(sr_get_decoder(), m->payload, m->len, m->headers, m->nheaders,
+						 &job, &err);
+	if (st == SR_DECODE_JOB)
+		sr_db_batch_append(&sr_b, &sr_def, m->partition, m->offset, &job, m->has_ts,
+						   sr_unix_us_to_timestamptz(m->ts_ms * 1000), m->payload, m->len);
+	else if (st == SR_DECODE_SKIP)
 		sr_b.skipped++;
 	else
-		sr_dead_letter(&d->msg, &d->err, sr_def.topic);
+		sr_dead_letter(m, &err, sr_def.topic);
 
-	sr_relayed(p, d->offset, d->msg_bytes);
+	sr_relayed(p, m->offset, m->len + m->key_len);
 	MemoryContextSwitchTo(old);
 }
 
@@ -317,33 +308,29 @@ sr_relayed(sr_part *p, int64 offset, size_t bytes)
 	p->dirty = true;
 }
 
-/*
- * Handle one message of the events topic, decoded, in librdkafka's order;
- * d is ours to keep or free.
- */
+/* Handle one message of the events topic, as librdkafka delivers it. */
 static void
-sr_handle_decoded(sr_decoded *d)
+sr_handle_message(const rd_kafka_message_t *m)
 {
-	sr_part    *p = sr_get_part(d->partition, false);
+	sr_part    *p = sr_get_part(m->partition, false);
 	sr_offsets *o;
 	bool		before;
 	sr_snapshot prev;
 	bool		changed;
+	sr_msg		msg;
 	int64		expect;
 
-	if (p == NULL || !p->assigned || p->paused)
-	{
-		/* a stale message of a revoked partition, or re-read after the resume */
-		sr_decoded_free(d);
-		return;
-	}
+	if (p == NULL || !p->assigned)
+		return;					/* a stale message of a revoked partition */
 	o = &p->sm.cur.offsets;
+	if (p->paused)
+		return;					/* it will be re-read after the resume */
 	expect = sr_next_fetch(p);
 
 	if (p->fresh)
 	{
 		p->fresh = false;
-		if (o->has_local && d->offset < expect)
+		if (o->has_local && m->offset < expect)
 		{
 			/*
 			 * Kafka went back below where we are: its reset policy applied
@@ -355,64 +342,57 @@ sr_handle_decoded(sr_decoded *d)
 			 */
 			ereport(LOG,
 					(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT,
-							sr_who, p->partition, d->offset, expect),
+							sr_who, p->partition, m->offset, expect),
 					 errdetail("Kafka's reset policy applied; messages below the stored offset were relayed already and are skipped.")));
 			snprintf(p->last_error, sizeof(p->last_error),
 					 "Kafka resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT " (initial_offset_reset %s); skipped up to it",
-					 d->offset, expect, sr_def.initial_offset_reset);
+					 m->offset, expect, sr_def.initial_offset_reset);
 			p->error_dirty = true;
-			sr_decoded_free(d);
 			return;				/* already enqueued or held */
 		}
-		if (o->has_local && d->offset > expect)
+		if (o->has_local && m->offset > expect)
 		{
 			ereport(LOG,
 					(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", not at the stored offset " INT64_FORMAT,
-							sr_who, p->partition, d->offset, expect),
+							sr_who, p->partition, m->offset, expect),
 					 errdetail("Offsets in between were removed by retention or are not messages; the reset policy applied.")));
 			snprintf(p->last_error, sizeof(p->last_error),
 					 "offset " INT64_FORMAT " out of range; resumed at " INT64_FORMAT " (initial_offset_reset %s)",
-					 expect, d->offset, sr_def.initial_offset_reset);
+					 expect, m->offset, sr_def.initial_offset_reset);
 			p->error_dirty = true;
 		}
-		if (p->hold_head == NULL && (!o->has_local || d->offset != o->local))
+		if (p->hold_head == NULL && (!o->has_local || m->offset != o->local))
 		{
-			sr_partition_set_local(&p->sm, true, d->offset, &prev, &changed);
+			sr_partition_set_local(&p->sm, true, m->offset, &prev, &changed);
 			p->dirty = true;
 		}
 	}
-	else if (o->has_local && d->offset < expect)
-	{
-		sr_decoded_free(d);
+	else if (o->has_local && m->offset < expect)
 		return;					/* already enqueued or held */
-	}
 
-	if (p->hold_head != NULL || sr_partition_validate(&p->sm, d->offset, &before) != SR_SM_OK)
+	sr_msg_from_kafka(m, &msg);
+	if (p->hold_head != NULL || sr_partition_validate(&p->sm, m->offset, &before) != SR_SM_OK)
 	{
 		/* the writer has not committed it yet */
-		if (!sr_hold_push(p, d))
-		{
+		if (!sr_hold_push(p, &msg))
 			sr_hold_back(p);
-			sr_decoded_free(d);
-		}
 		return;
 	}
-	sr_relay_decoded(p, d);
-	sr_decoded_free(d);
+	sr_process_message(p, &msg);
 }
 
 /* A message-level consumer error (offset out of range, unknown topic...). */
 static void
-sr_handle_message_error(const sr_decoded *d)
+sr_handle_message_error(const rd_kafka_message_t *m)
 {
-	sr_part    *p = sr_get_part(d->partition, false);
+	sr_part    *p = sr_get_part(m->partition, false);
 	char		msg[256];
 
-	snprintf(msg, sizeof(msg), "partition %d: %s", d->partition, d->kafka_errstr);
+	snprintf(msg, sizeof(msg), "partition %d: %s", m->partition, rd_kafka_message_errstr(m));
 	sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
 	ereport(LOG,
 			(errmsg("%s: consumer error on %s", sr_who, msg),
-			 d->kafka_err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
+			 m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
 			 ? errhint("initial_offset_reset is 'error': set the partition's offset, or change the policy with sentry_relay.alter_stream.")
 			 : 0));
 	sr_worker_error(msg);
@@ -526,7 +506,6 @@ sr_on_assign(rd_kafka_topic_partition_list_t *parts)
 	rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_copy(parts);
 	rd_kafka_error_t *e = NULL;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	rd_kafka_resp_err_t resume_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
 	sr_db_begin("sentry_relay: claiming partitions");
 	for (int i = 0; i < assign->cnt; i++)
@@ -554,19 +533,10 @@ sr_on_assign(rd_kafka_topic_partition_list_t *parts)
 	}
 	sr_db_commit();
 
-	/*
-	 * librdkafka keeps an application pause across unassign and assign, so
-	 * a partition paused before a rebalance would stay paused for good: clear
-	 * it, then let the state machine pause what must wait.
-	 */
-	sr_ahead_barrier();
 	if (strcmp(rd_kafka_rebalance_protocol(sr_events.rk), "COOPERATIVE") == 0)
 		e = rd_kafka_incremental_assign(sr_events.rk, assign);
 	else
 		err = rd_kafka_assign(sr_events.rk, assign);
-	if (e == NULL && err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		resume_err = rd_kafka_resume_partitions(sr_events.rk, assign);
-	sr_ahead_forget_list(assign);
 	if (e != NULL || err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		char		msg[256];
@@ -578,9 +548,14 @@ sr_on_assign(rd_kafka_topic_partition_list_t *parts)
 		rd_kafka_topic_partition_list_destroy(assign);
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s: %s", sr_who, msg)));
 	}
-	if (resume_err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(LOG, (errmsg("%s: could not resume the new assignment: %s", sr_who,
-							 rd_kafka_err2str(resume_err))));
+	/*
+	 * librdkafka keeps an application pause across unassign and assign, so
+	 * a partition paused before a rebalance would stay paused for good: clear
+	 * it, then let the state machine pause what must wait.
+	 */
+	err = rd_kafka_resume_partitions(sr_events.rk, assign);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(LOG, (errmsg("%s: could not resume the new assignment: %s", sr_who, rd_kafka_err2str(err))));
 	ereport(LOG, (errmsg("%s: assigned %d partition(s) of topic \"%s\"", sr_who, assign->cnt, sr_def.topic)));
 	rd_kafka_topic_partition_list_destroy(assign);
 	sr_refresh_remote();
@@ -614,17 +589,10 @@ sr_on_revoke(rd_kafka_topic_partition_list_t *parts)
 		sr_db_release_partition(&sr_def, parts->elems[i].partition);
 	}
 	sr_db_commit();
-	sr_ahead_barrier();
 	if (strcmp(rd_kafka_rebalance_protocol(sr_events.rk), "COOPERATIVE") == 0)
-	{
 		e = rd_kafka_incremental_unassign(sr_events.rk, parts);
-		sr_ahead_forget_list(parts);
-	}
 	else
-	{
 		sr_kafka_unassign_all(sr_events.rk, sr_who);
-		sr_ahead_forget(-1);
-	}
 	if (e != NULL)
 	{
 		ereport(LOG, (errmsg("%s: unassign failed: %s", sr_who, rd_kafka_error_string(e))));
@@ -638,39 +606,39 @@ sr_on_revoke(rd_kafka_topic_partition_list_t *parts)
 void
 sr_drain_events(TimestampTz deadline)
 {
-	sr_decoded *d;
+	rd_kafka_event_t *ev;
 
 	sr_faults_attach(sr_slot);
 	if (sr_hold_pending())
 		sr_hold_release_all();	/* the rest of a commit-log step, first */
 	while (sr_b.messages < sr_batch_size && sr_b.bytes < (size_t) sr_batch_max_bytes &&
-		   (d = sr_ahead_next()) != NULL)
+		   (ev = rd_kafka_queue_poll(sr_events.queue, 0)) != NULL)
 	{
-		rd_kafka_event_t *ev = NULL;
+		switch (rd_kafka_event_type(ev))
+		{
+			case RD_KAFKA_EVENT_FETCH:
+				{
+					const rd_kafka_message_t *m;
+					MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
 
-		if (d->kind == SR_DECODED_KAFKA_ERROR)
-		{
-			sr_handle_message_error(d);
-			sr_decoded_free(d);
-		}
-		else if (d->kind == SR_DECODED_MESSAGE)
-		{
-			if (sr_broker_down)
-			{
-				sr_broker_down = false;
-				sr_set_status("running");
-				ereport(LOG, (errmsg("%s: Kafka broker is reachable again", sr_who)));
-			}
-			sr_handle_decoded(d);
-		}
-		else
-		{
-			ev = d->ev;			/* served here, destroyed below */
-			d->ev = NULL;
-			sr_decoded_free(d);
-		}
-		switch (ev != NULL ? rd_kafka_event_type(ev) : RD_KAFKA_EVENT_NONE)
-		{
+					while ((m = rd_kafka_event_message_next(ev)) != NULL)
+					{
+						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+						{
+							sr_handle_message_error(m);
+							continue;
+						}
+						if (sr_broker_down)
+						{
+							sr_broker_down = false;
+							sr_set_status("running");
+							ereport(LOG, (errmsg("%s: Kafka broker is reachable again", sr_who)));
+						}
+						sr_handle_message(m);
+					}
+					MemoryContextSwitchTo(old);
+					break;
+				}
 			case RD_KAFKA_EVENT_REBALANCE:
 				{
 					rd_kafka_topic_partition_list_t *l =
@@ -690,9 +658,7 @@ sr_drain_events(TimestampTz deadline)
 					else
 					{
 						ereport(LOG, (errmsg("%s: rebalance failed: %s", sr_who, rd_kafka_err2str(err))));
-						sr_ahead_barrier();
 						sr_kafka_unassign_all(sr_events.rk, sr_who);
-						sr_ahead_forget(-1);
 					}
 					rd_kafka_topic_partition_list_destroy(l);
 					break;

@@ -5,9 +5,8 @@
  * With the commit log trailing the events topic, most messages reach a
  * worker before the writer has committed them.  Pausing the partition and
  * seeking back would make each of them wait for a second fetch after the gate
- * opens, so instead each such message's outcome, as the decode thread made
- * it (decode_ahead.c: a job's row, or the raw parts of a dead letter), is
- * kept here, in offset order per
+ * opens, so instead each such message is decoded and its outcome (a job's
+ * row, or the raw parts of a dead letter) kept here, in offset order per
  * partition, and handed to the batch as soon as the remote offset passes it
  * (sr_hold_release): a commit-log step then costs only the copy and the
  * insert.  The hold is bounded: all partitions of a worker
@@ -21,11 +20,33 @@
  */
 #include "postgres.h"
 
-#include "decode_ahead.h"
+#include "utils/memutils.h"
+
 #include "decode_sql.h"
 #include "guc.h"
 #include "worker_internal.h"
 
+/*
+ * One held message, decoded when it arrived: a job is kept as its row in
+ * COPY binary format, a message that fails to decode as its raw parts for
+ * the dead letter, a skipped one as nothing.  The parts follow the struct in
+ * the same allocation.
+ */
+struct sr_held
+{
+	struct sr_held *next;
+	size_t		size;			/* what counts against the limit */
+	int64		offset;
+	size_t		msg_bytes;		/* payload and key, as the batch counts them */
+	sr_decode_status st;
+	const char *row;			/* SR_DECODE_JOB */
+	size_t		row_len;
+	sr_msg		msg;			/* SR_DECODE_ERROR */
+	sr_error	err;
+};
+
+static MemoryContext sr_hold_cxt = NULL;
+static StringInfoData sr_hold_row;	/* the row being made */
 static size_t sr_hold_total = 0;	/* bytes held, all partitions */
 static int	sr_hold_count = 0;	/* messages held, all partitions */
 static bool sr_hold_more = false;	/* a full batch cut a release short */
@@ -61,27 +82,122 @@ sr_msg_from_kafka(const rd_kafka_message_t *m, sr_msg *msg)
 	msg->has_ts = tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && msg->ts_ms >= 0;
 }
 
+/* Copy a message's raw parts behind a held entry, at data. */
+static void
+sr_hold_copy_raw(sr_msg *d, const sr_msg *m, char *hdrs, char *data)
+{
+	*d = *m;
+	d->headers = m->nheaders > 0 ? (sr_header *) hdrs : NULL;
+	if (m->payload != NULL)
+	{
+		memcpy(data, m->payload, m->len);
+		d->payload = data;
+		data += m->len;
+	}
+	if (m->key != NULL)
+	{
+		memcpy(data, m->key, m->key_len);
+		d->key = data;
+		data += m->key_len;
+	}
+	for (size_t i = 0; i < m->nheaders; i++)
+	{
+		sr_header  *dh = &d->headers[i];
+		const sr_header *s = &m->headers[i];
+
+		memcpy(data, s->name, s->name_len);
+		data[s->name_len] = '\0';
+		dh->name = data;
+		dh->name_len = s->name_len;
+		data += s->name_len + 1;
+		dh->value = NULL;
+		dh->value_len = 0;
+		if (s->value != NULL)
+		{
+			memcpy(data, s->value, s->value_len);
+			dh->value = data;
+			dh->value_len = s->value_len;
+			data += s->value_len;
+		}
+	}
+}
+
 /*
- * Keep a message's outcome that may not pass the gate yet, taking it over.
- * False when it does not fit in the budget: the caller pauses the
- * partition (and still owns d).
+ * Decode a message that may not pass the gate yet and keep the outcome, so
+ * that releasing it costs only a copy.  False when it does not fit in the
+ * budget: the caller pauses the partition.
  */
 bool
-sr_hold_push(sr_part *p, sr_decoded *d)
+sr_hold_push(sr_part *p, const sr_msg *m)
 {
-	if (sr_hold_total + d->size > sr_hold_limit())
+	size_t		size = MAXALIGN(sizeof(struct sr_held));
+	size_t		hdrs_at = size,
+				data_at;
+	struct sr_held *h;
+	sr_job		job;
+	sr_error	err;
+	sr_decode_status st;
+
+	st = sr_decode_event(sr_get_decoder(), m->payload, m->len, m->headers, m->nheaders,
+						 &job, &err);
+	if (st == SR_DECODE_JOB)
+	{
+		if (sr_hold_row.data == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			initStringInfo(&sr_hold_row);
+			MemoryContextSwitchTo(old);
+		}
+		resetStringInfo(&sr_hold_row);
+		sr_db_job_row(&sr_hold_row, &sr_def, m->partition, m->offset, &job, m->has_ts,
+					  sr_unix_us_to_timestamptz(m->ts_ms * 1000), m->payload, m->len);
+		data_at = size;
+		size += sr_hold_row.len;
+	}
+	else if (st == SR_DECODE_ERROR)
+	{
+		size += MAXALIGN(sizeof(sr_header) * m->nheaders);
+		data_at = size;
+		size += m->len + m->key_len;
+		for (size_t i = 0; i < m->nheaders; i++)
+			size += m->headers[i].name_len + 1 + m->headers[i].value_len;
+	}
+	else
+		data_at = size;
+	if (sr_hold_total + size > sr_hold_limit())
 		return false;
-	d->next = NULL;
+
+	if (sr_hold_cxt == NULL)
+		sr_hold_cxt = AllocSetContextCreate(TopMemoryContext, "sentry_relay hold",
+											ALLOCSET_DEFAULT_SIZES);
+	h = MemoryContextAllocZero(sr_hold_cxt, size);
+	h->size = size;
+	h->offset = m->offset;
+	h->msg_bytes = m->len + m->key_len;
+	h->st = st;
+	if (st == SR_DECODE_JOB)
+	{
+		memcpy((char *) h + data_at, sr_hold_row.data, sr_hold_row.len);
+		h->row = (char *) h + data_at;
+		h->row_len = sr_hold_row.len;
+	}
+	else if (st == SR_DECODE_ERROR)
+	{
+		sr_hold_copy_raw(&h->msg, m, (char *) h + hdrs_at, (char *) h + data_at);
+		h->err = err;
+	}
+
 	if (p->hold_tail != NULL)
-		p->hold_tail->next = d;
+		p->hold_tail->next = h;
 	else
 	{
-		p->hold_head = d;
+		p->hold_head = h;
 		sr_count_fault(sr_slot, SR_FAULT_GATED);	/* a wait at the gate begins */
 	}
-	p->hold_tail = d;
-	p->hold_bytes += d->size;
-	sr_hold_total += d->size;
+	p->hold_tail = h;
+	p->hold_bytes += size;
+	sr_hold_total += size;
 	sr_hold_count++;
 	return true;
 }
@@ -90,7 +206,7 @@ sr_hold_push(sr_part *p, sr_decoded *d)
 static void
 sr_hold_pop(sr_part *p)
 {
-	sr_decoded *h = p->hold_head;
+	struct sr_held *h = p->hold_head;
 
 	p->hold_head = h->next;
 	if (p->hold_head == NULL)
@@ -98,7 +214,9 @@ sr_hold_pop(sr_part *p)
 	p->hold_bytes -= h->size;
 	sr_hold_total -= h->size;
 	sr_hold_count--;
-	sr_decoded_free(h);
+	pfree(h);
+	if (sr_hold_count == 0)
+		MemoryContextReset(sr_hold_cxt);	/* give the memory back */
 }
 
 /* Drop everything held for a partition (revoked, reassigned, stopping). */
@@ -120,10 +238,11 @@ bool
 sr_hold_release(sr_part *p)
 {
 	bool		any = false;
+	MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
 
 	while (p->hold_head != NULL)
 	{
-		sr_decoded *h = p->hold_head;
+		struct sr_held *h = p->hold_head;
 		bool		before;
 
 		if (p->sm.cur.offsets.has_local && h->offset < p->sm.cur.offsets.local)
@@ -138,10 +257,17 @@ sr_hold_release(sr_part *p)
 			sr_hold_more = true;	/* the next batch takes the rest */
 			break;
 		}
-		sr_relay_decoded(p, h);
+		if (h->st == SR_DECODE_JOB)
+			sr_db_batch_append_row(&sr_b, h->row, h->row_len);
+		else if (h->st == SR_DECODE_SKIP)
+			sr_b.skipped++;
+		else
+			sr_dead_letter(&h->msg, &h->err, sr_def.topic);
+		sr_relayed(p, h->offset, h->msg_bytes);
 		sr_hold_pop(p);
 		any = true;
 	}
+	MemoryContextSwitchTo(old);
 	if (any && sr_hold_total < sr_hold_limit() / 2)
 		for (int i = 0; i < sr_nparts; i++)
 			sr_parts[i].hold_blocked = false;

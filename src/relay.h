@@ -13,7 +13,6 @@
 #include "utils/relcache.h"
 
 #include "decode.h"
-#include "job_row.h"
 #include "state.h"
 #include "stream.h"
 
@@ -35,8 +34,8 @@ typedef struct sr_part
 	char		last_error[256];
 	bool		error_dirty;
 	/* messages read past the gate, oldest first (hold.c) */
-	struct sr_decoded *hold_head;
-	struct sr_decoded *hold_tail;
+	struct sr_held *hold_head;
+	struct sr_held *hold_tail;
 	size_t		hold_bytes;
 	bool		hold_blocked;	/* a message did not fit: paused for it */
 } sr_part;
@@ -93,6 +92,8 @@ typedef struct sr_job_column
 	Oid			typid;
 } sr_job_column;
 
+#define SR_JOB_NCOLUMNS 18
+
 /* A batch's rows start with COPY binary's header: signature, flags, extension length. */
 #define SR_JOB_ROWS_HEADER_LEN (11 + 4 + 4)
 extern const sr_job_column sr_job_columns[SR_JOB_NCOLUMNS];
@@ -102,6 +103,14 @@ extern bool sr_multi_insert_jobs(Relation rel, const StringInfoData *rows, int n
 
 /* bulk_insert.c: the batch's jobs, inserted through COPY FROM */
 extern void sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b);
+extern void sr_db_batch_append(sr_batch *b, const sr_stream_def *def,
+							   int32 partition, int64 offset, const sr_job *job,
+							   bool has_ts, TimestampTz ts,
+							   const void *body, size_t body_len);
+extern void sr_db_job_row(StringInfo s, const sr_stream_def *def,
+						  int32 partition, int64 offset, const sr_job *job,
+						  bool has_ts, TimestampTz ts,
+						  const void *body, size_t body_len);
 extern void sr_db_batch_append_row(sr_batch *b, const char *row, size_t len);
 
 /* queue.c: the database side, called inside sr_db_begin/sr_db_commit */

@@ -25,7 +25,6 @@
 #include "utils/timestamp.h"
 
 #include "decode_sql.h"
-#include "decode_ahead.h"
 #include "fetch_waker.h"
 #include "guc.h"
 #include "worker_internal.h"
@@ -150,8 +149,6 @@ sr_worker_exit(int code, Datum arg)
 	(void) arg;
 	/* on an error exit, leave fast: the group notices through its timeout */
 	sr_consumer_destroy(&sr_clog, false);
-	sr_ahead_stop();
-	sr_ahead_discard();
 	if (sr_waker_stop(SR_WAKER_STOP_MS))
 		sr_consumer_destroy(&sr_events, false);
 	else
@@ -192,12 +189,6 @@ sr_worker_shutdown(void)
 	sr_db_commit();
 	sr_publish_partitions();
 
-	/*
-	 * The decode thread stops first: what it decoded is not relayed (the
-	 * next owner reads it again), and the events it passed on are served
-	 * below with those of the close.
-	 */
-	sr_ahead_stop();
 	if (!sr_waker_stop(SR_WAKER_STOP_MS))
 	{
 		ereport(LOG,
@@ -211,17 +202,8 @@ sr_worker_shutdown(void)
 	else
 		while (!rd_kafka_consumer_closed(sr_events.rk) && GetCurrentTimestamp() < deadline)
 		{
-			sr_decoded *d = sr_ahead_next();
-			rd_kafka_event_t *ev;
+			rd_kafka_event_t *ev = rd_kafka_queue_poll(sr_events.queue, 100);
 
-			if (d != NULL)
-			{
-				ev = d->ev;		/* an event the decode thread passed on */
-				d->ev = NULL;
-				sr_decoded_free(d);
-			}
-			else
-				ev = rd_kafka_queue_poll(sr_events.queue, 100);
 			if (ev == NULL)
 				continue;
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
@@ -292,7 +274,6 @@ sr_worker_main(Datum main_arg)
 	snprintf(client_id, sizeof(client_id), "sentry_relay-%s-%d", stream, index);
 	sr_consumer_create(&sr_events, &sr_def, client_id, true, sr_pipe[1]);
 	sr_waker_start(sr_events.rk, sr_def.topic);
-	sr_ahead_start(sr_events.queue, sr_pipe[1], &sr_def);
 	{
 		rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_resp_err_t err;
@@ -365,7 +346,7 @@ sr_worker_main(Datum main_arg)
 		sr_mirror_send(false);
 		sr_kick_fetcher();
 
-		if (sr_ahead_pending() || sr_hold_pending() ||
+		if (rd_kafka_queue_length(sr_events.queue) > 0 || sr_hold_pending() ||
 			(sr_clog_assigned && rd_kafka_queue_length(sr_clog.queue) > 0))
 			timeout = 0;
 		else if (sr_mirror_pending())

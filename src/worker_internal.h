@@ -44,8 +44,6 @@ typedef struct sr_msg
 	int64		ts_ms;
 } sr_msg;
 
-struct sr_decoded;				/* a message's outcome (decode_ahead.h) */
-
 /* worker.c */
 extern void sr_set_status(const char *status);
 extern void sr_worker_error(const char *msg);
@@ -59,7 +57,7 @@ extern void sr_apply_flow(sr_part *p);
 extern void sr_refresh_remote(void);
 extern sr_header *sr_message_headers(const rd_kafka_message_t *m, size_t *n);
 extern void sr_dead_letter(const sr_msg *m, const sr_error *err, const char *topic);
-extern void sr_relay_decoded(sr_part *p, const struct sr_decoded *d);
+extern void sr_process_message(sr_part *p, const sr_msg *m);
 extern void sr_relayed(sr_part *p, int64 offset, size_t bytes);
 extern void sr_apply_group_offset(sr_part *p, int group, int64 offset);
 extern void sr_flush(void);
@@ -71,7 +69,7 @@ extern void sr_kick_fetcher(void);
 extern size_t sr_hold_limit(void);
 extern int64 sr_next_fetch(const sr_part *p);
 extern void sr_msg_from_kafka(const rd_kafka_message_t *m, sr_msg *msg);
-extern bool sr_hold_push(sr_part *p, struct sr_decoded *d);
+extern bool sr_hold_push(sr_part *p, const sr_msg *m);
 extern void sr_hold_drop(sr_part *p);
 extern bool sr_hold_release(sr_part *p);
 extern void sr_hold_release_all(void);

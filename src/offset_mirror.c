@@ -29,8 +29,8 @@ typedef struct sr_mirror
 static List *sr_mirrors = NIL;	/* oldest first, in TopMemoryContext */
 
 /*
- * Queue a batch's offsets (taking the list) behind the commit just made,
- * and send whatever is flushed.
+ * Queue a batch's offsets (taking the list) behind the commit just made.
+ * The worker loop sends them (sr_mirror_send) right after its flush.
  */
 void
 sr_mirror_push(rd_kafka_topic_partition_list_t *offsets)
@@ -49,7 +49,6 @@ sr_mirror_push(rd_kafka_topic_partition_list_t *offsets)
 	m->offsets = offsets;
 	sr_mirrors = lappend(sr_mirrors, m);
 	MemoryContextSwitchTo(old);
-	sr_mirror_send(false);
 }
 
 /* Offsets are waiting for a flush. */
@@ -78,6 +77,8 @@ sr_mirror_send(bool flush)
 	if (flush)
 		XLogFlush(((sr_mirror *) llast(sr_mirrors))->lsn);
 	flushed = GetFlushRecPtr(NULL);
+	if (((sr_mirror *) linitial(sr_mirrors))->lsn > flushed)
+		return;					/* the oldest batch waits still */
 	out = rd_kafka_topic_partition_list_new(8);
 	foreach(lc, sr_mirrors)
 	{

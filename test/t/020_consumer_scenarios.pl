@@ -24,7 +24,6 @@ use Test::More;
 use SentryRelay::KafkaMock;
 use SentryRelay::Test;
 
-
 # ---------------------------------------------------------------------------
 # helpers
 

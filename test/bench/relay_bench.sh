@@ -246,12 +246,21 @@ check_retained() {
 		fi
 	done
 }
-# commit_to STREAM TOPIC PARTS OFFSETS: the writer (group g_STREAM) commits
-commit_to() {
+# commit_file STREAM TOPIC PARTS OFFSETS: write the commit-log entries by
+# which the writer (group g_STREAM) commits OFFSETS, to $WORK/commit.txt
+commit_file() {
 	$PY "$BENCH/relay_corpus.py" commit "$WORK/commit.txt" --topic "$2" --partitions "$3" \
 		--group "g_$1" --offsets "$4" --ts "$(now)"
 	chmod 644 "$WORK/commit.txt"
-	kafka produce_file "$WORK/commit.txt"
+}
+# commit_send: produce the entries commit_file wrote.  A timed drain starts
+# its clock just before this, not before commit_file: writing the file (and
+# reading the corpus's offsets) starts Python twice, 40-60 ms on this machine
+commit_send() { kafka produce_file "$WORK/commit.txt"; }
+# commit_to STREAM TOPIC PARTS OFFSETS: the writer commits, untimed
+commit_to() {
+	commit_file "$@"
+	commit_send
 }
 # start_stream NAME TOPIC PARTS WORKERS: create it; wait for its workers
 # to run and hold every partition
@@ -288,10 +297,11 @@ rep_suffix() { [ "$1" = 1 ] || echo "_r$1"; }
 machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
 
 # drain_run SCENARIO NAME TOPIC PARTS WORKERS CORPUS_JSON [perf]: one drain
-# measurement (see A); appends a JSON line to $RUNS
+# measurement (see A); appends a JSON line to $RUNS, and the drain's
+# transactions to $RAW/batches_NAME.txt
 drain_run() {
 	local scen=$1 name=$2 topic=$3 parts=$4 workers=$5 cj=$6 prof=${7:-}
-	local msgs jobs bad t0 t1 got pid pids cpu0 cpu mcpu0 mcpu m0 m1
+	local msgs jobs bad t0 tf t1 got pid pids cpu0 cpu mcpu0 mcpu m0 m1
 	msgs=$(json_get "$cj" messages)
 	jobs=$(json_get "$cj" jobs)
 	bad=$(json_get "$cj" bad)
@@ -305,11 +315,12 @@ drain_run() {
 		PERF_PID=$!
 	fi
 	pids=$(sql "SELECT string_agg(pid::text, ' ') FROM sentry_relay.workers WHERE stream = '$name'")
+	commit_file "$name" "$topic" "$parts" "$(json_get "$cj" per_partition | tr -d '[] ')"
 	cpu0=$(cpu_ticks $pids)
 	mcpu0=$(cpu_ticks "$MOCK_PID")
 	m0=$(machine_ticks)
 	t0=$(now)
-	commit_to "$name" "$topic" "$parts" "$(json_get "$cj" per_partition | tr -d '[] ')"
+	commit_send
 	wait_sql "SELECT coalesce(sum(local_offset), 0) FROM sentry_relay.partitions WHERE stream = '$name'" \
 		"$msgs" 1800
 	cpu=$(calc "($(cpu_ticks $pids) - $cpu0) / $(getconf CLK_TCK)")
@@ -320,7 +331,10 @@ drain_run() {
 		wait "$PERF_PID" || true
 		PERF_PID=
 	fi
-	t1=$(sql "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) FROM sentry_relay.jobs WHERE stream = '$name'")
+	read -r tf t1 <<<"$(sql "SELECT extract(epoch FROM min(pg_xact_commit_timestamp(xmin))) || ' ' || extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) FROM sentry_relay.jobs WHERE stream = '$name'")"
+	# the drain's transactions: commit time after t0 (ms), jobs, partitions
+	sql "COPY (SELECT round(((extract(epoch FROM pg_xact_commit_timestamp(x)) - $t0) * 1000)::numeric, 1), n, p FROM (SELECT xmin::text::xid AS x, count(*) AS n, count(DISTINCT partition) AS p FROM sentry_relay.jobs WHERE stream = '$name' GROUP BY xmin::text) b ORDER BY 1) TO STDOUT" \
+		>"$RAW/batches_$name.txt"
 	got=$(sql "SELECT (SELECT count(*) FROM sentry_relay.jobs WHERE stream = '$name') || ' ' ||
 		(SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = '$name') || ' ' ||
 		(SELECT sum(batches) || ' ' || sum(skipped) || ' ' || sum(messages) || ' ' || sum(gated) FROM sentry_relay.workers WHERE stream = '$name')")
@@ -328,9 +342,9 @@ drain_run() {
 	if [ "$got_jobs" != "$jobs" ] || [ "$got_dead" != "$bad" ]; then
 		echo "WARNING: $name: $got_jobs jobs and $got_dead dead letters, expected $jobs and $bad" >&2
 	fi
-	printf '{"scenario": "%s", "name": "%s", "topic": "%s", "partitions": %d, "workers": %d, "messages": %d, "jobs": %d, "dead_letters": %d, "expected_jobs": %d, "expected_dead": %d, "batches": %s, "skipped": %s, "gated": %s, "t0": %s, "t1": %s, "seconds": %s, "worker_cpu_s": %s, "mock_cpu_s": %s, "machine_busy": %s, "corpus": "%s"}\n' \
+	printf '{"scenario": "%s", "name": "%s", "topic": "%s", "partitions": %d, "workers": %d, "messages": %d, "jobs": %d, "dead_letters": %d, "expected_jobs": %d, "expected_dead": %d, "batches": %s, "skipped": %s, "gated": %s, "t0": %s, "t_first": %s, "t1": %s, "seconds": %s, "worker_cpu_s": %s, "mock_cpu_s": %s, "machine_busy": %s, "corpus": "%s"}\n' \
 		"$scen" "$name" "$topic" "$parts" "$workers" "$msgs" "$got_jobs" "$got_dead" "$jobs" "$bad" \
-		"${batches:-null}" "${skipped:-null}" "${gated:-null}" "$t0" "$t1" "$(calc "$t1 - $t0")" "$cpu" "$mcpu" \
+		"${batches:-null}" "${skipped:-null}" "${gated:-null}" "$t0" "$tf" "$t1" "$(calc "$t1 - $t0")" "$cpu" "$mcpu" \
 		"$(calc "(${m1% *} - ${m0% *}) / (${m1#* } - ${m0#* })")" "$(basename "$cj")" >>"$RUNS"
 	log "  $name: $msgs messages, $got_jobs jobs in $(printf %.3f "$(calc "$t1 - $t0")") s" \
 		"($(calc "$msgs / ($t1 - $t0)") msg/s, $workers workers, $parts partitions, $batches batches, $gated gated," \
@@ -514,8 +528,9 @@ if has E; then
 	sample_stop
 	log "  drain of the $backlog-message backlog"
 	sample_start "$pid" e_drain
+	commit_file e events-e "$E_PARTS" "$(json_get "$RAW/corpus_e.json" per_partition | tr -d '[] ')"
 	t0=$(now)
-	commit_to e events-e "$E_PARTS" "$(json_get "$RAW/corpus_e.json" per_partition | tr -d '[] ')"
+	commit_send
 	wait_sql "SELECT coalesce(sum(local_offset), 0) FROM sentry_relay.partitions WHERE stream = 'e'" "$E_MSGS" 1800
 	t1=$(sql "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) FROM sentry_relay.jobs WHERE stream = 'e'")
 	sample_stop

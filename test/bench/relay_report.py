@@ -133,14 +133,17 @@ def main():
                  "worker_cpu_share": round(r["worker_cpu_s"] / sec / r["workers"], 2) if r.get("worker_cpu_s") is not None else None,
                  # what one busy worker could do: messages per second of worker CPU
                  "msgs_per_worker_cpu_s": round(r["messages"] / r["worker_cpu_s"]) if r.get("worker_cpu_s") else None,
+                 # from the commit-log produce to the first batch's commit
+                 "first_commit_ms": round((r["t_first"] - r["t0"]) * 1000, 1) if r.get("t_first") else None,
                  "correct": r["jobs"] == r["expected_jobs"] and r["dead_letters"] == r["expected_dead"]}
             if c_rate:
                 d["ratio_to_copy"] = round(d["jobs_per_s"] / c_rate, 3)
             rows.append(d)
         return rows
 
-    p("%-34s %8s %9s %10s %10s %9s %8s %6s %10s" % ("A/B/C: drain throughput", "workers", "seconds",
-                                                      "msgs/s", "jobs/s", "x COPY", "correct", "busy", "msgs/CPU-s"))
+    p("%-34s %8s %9s %10s %10s %9s %8s %6s %10s %8s" % ("A/B/C: drain throughput", "workers", "seconds",
+                                                      "msgs/s", "jobs/s", "x COPY", "correct", "busy", "msgs/CPU-s",
+                                                      "1st ms"))
     for scen, label in (("A", "A body decoding"), ("B", "B header decoding")):
         # each worker count may run several times (BENCH_AB_REPS): the median run stands
         rows = median_runs(drain_rows(scen), "workers")
@@ -153,6 +156,7 @@ def main():
                                                          "%d%%" % (100 * d["worker_cpu_share"])
                                                          if d["worker_cpu_share"] is not None else "-")
               + " %10s" % (d["msgs_per_worker_cpu_s"] or "-")
+              + " %8s" % (d["first_commit_ms"] if d["first_commit_ms"] is not None else "-")
               + ("   median of %d: %s msg/s" % (d["reps"], " / ".join(str(x) for x in d["runs_msgs_per_s"]))
                  if d["reps"] > 1 else ""))
     if copies:
@@ -165,7 +169,8 @@ def main():
         p("%-34s %8d %9.3f %10d %10d   (under perf: not a measurement)"
           % ("profiled run of " + ("B" if r["name"].startswith("b_") else "A"), r["workers"], r["seconds"], r["messages"] / r["seconds"], r["jobs"] / r["seconds"]))
     p("  (busy: the workers' CPU time / (elapsed time x workers); msgs/CPU-s: messages per second of worker CPU,")
-    p("   what a worker that never waited for Kafka would do)")
+    p("   what a worker that never waited for Kafka would do; 1st ms: from the commit-log produce to the first")
+    p("   commit of jobs)")
     p("")
 
     # --- D -------------------------------------------------------------------

@@ -339,8 +339,8 @@ drain_run() {
 		sql "SELECT sentry_relay.start_stream('$name')" >/dev/null
 		wait_sql "SELECT count(*) FROM sentry_relay.workers WHERE stream = '$name' AND status = 'running'" "$workers" 120
 		pids=$(sql "SELECT string_agg(pid::text, ' ') FROM sentry_relay.workers WHERE stream = '$name'")
-		# log_line_prefix is '%n [%p] ': the epoch in ms first
 		wait_sql "SELECT count(*) FROM sentry_relay.partitions WHERE stream = '$name' AND worker_pid IS NOT NULL" "$parts" 120
+		# the clock's start: log_line_prefix is '%n [%p] ', the epoch in ms first
 		local deadline=$((SECONDS + 10))
 		t0=
 		while [ -z "$t0" ] && [ $SECONDS -lt $deadline ]; do

@@ -572,8 +572,10 @@ sub end_pg_faults
 			# the workers leave the view when stopped: wait for that first
 			$a->{saw_none} ||= wait_until($node,
 				qq{SELECT count(*) = 0 FROM sentry_relay.workers WHERE stream = '$STREAM'}, 60);
-			sql_retry(qq{SELECT sentry_relay.start_stream('$STREAM')});
+			# before the call: the launcher may start a worker before
+			# psql returns, and one started before $t1 was never counted
 			my $t1 = time;
+			sql_retry(qq{SELECT sentry_relay.start_stream('$STREAM')});
 			my $saw_none = $a->{saw_none};
 			expect_seen('stop_start', 90, sub {
 				my ($s) = @_;

@@ -270,8 +270,12 @@ commit_to() {
 start_stream() {
 	sql "SELECT sentry_relay.create_stream('$1', '$2', 'snuba-commit-log', ARRAY['g_$1'],
 		consumer_group => 'cg_$1', workers => $4, options => '{\"kafka\": {$FAST_OPTS}}')" >/dev/null
-	wait_sql "SELECT count(*) FROM sentry_relay.workers WHERE stream = '$1' AND status = 'running'" "$4" 120
-	wait_sql "SELECT count(*) FROM sentry_relay.partitions WHERE stream = '$1' AND worker_pid IS NOT NULL" "$3" 120
+	stream_up "$1" "$3" "$4"
+}
+# stream_up NAME PARTS WORKERS: wait for its workers to run and hold every partition
+stream_up() {
+	wait_sql "SELECT count(*) FROM sentry_relay.workers WHERE stream = '$1' AND status = 'running'" "$3" 120
+	wait_sql "SELECT count(*) FROM sentry_relay.partitions WHERE stream = '$1' AND worker_pid IS NOT NULL" "$2" 120
 }
 drop_stream() {
 	sql "SELECT sentry_relay.drop_stream('$1')" >/dev/null
@@ -337,9 +341,8 @@ drain_run() {
 		m0=$(machine_ticks)
 		cpu0=0
 		sql "SELECT sentry_relay.start_stream('$name')" >/dev/null
-		wait_sql "SELECT count(*) FROM sentry_relay.workers WHERE stream = '$name' AND status = 'running'" "$workers" 120
+		stream_up "$name" "$parts" "$workers"
 		pids=$(sql "SELECT string_agg(pid::text, ' ') FROM sentry_relay.workers WHERE stream = '$name'")
-		wait_sql "SELECT count(*) FROM sentry_relay.partitions WHERE stream = '$name' AND worker_pid IS NOT NULL" "$parts" 120
 		# the clock's start: log_line_prefix is '%n [%p] ', the epoch in ms first
 		local deadline=$((SECONDS + 10))
 		t0=

@@ -133,7 +133,7 @@ def main():
                  "worker_cpu_share": round(r["worker_cpu_s"] / sec / r["workers"], 2) if r.get("worker_cpu_s") is not None else None,
                  # what one busy worker could do: messages per second of worker CPU
                  "msgs_per_worker_cpu_s": round(r["messages"] / r["worker_cpu_s"]) if r.get("worker_cpu_s") else None,
-                 # from the commit-log produce to the first batch's commit
+                 # from the clock's start (see drain_run) to the first commit of jobs
                  "first_commit_ms": round((r["t_first"] - r["t0"]) * 1000, 1) if r.get("t_first") else None,
                  "mode": r.get("mode", "gate"),
                  "correct": r["jobs"] == r["expected_jobs"] and r["dead_letters"] == r["expected_dead"]}

@@ -8,7 +8,7 @@
 # test, demo and deps work before pg_config exists: they install it first.
 
 EXTENSION = sentry_relay
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 
 MODULE_big = sentry_relay
 OBJS = \
@@ -18,8 +18,10 @@ OBJS = \
 	src/decode_common.o \
 	src/decode_event.o \
 	src/decode_fast.o \
+	src/decode_python.o \
 	src/decode_commit.o \
 	src/json_skim.o \
+	src/json_locate.o \
 	src/state.o \
 	src/shmem.o \
 	src/stream.o \
@@ -36,7 +38,7 @@ OBJS = \
 	src/multi_insert.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -DSR_EXTVERSION='"$(EXTVERSION)"'
 # The server headers are included as system headers so that -Wextra judges
 # our code, not PostgreSQL's inline functions.
 PG_CFLAGS = -Wall -Wextra -Werror -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
@@ -88,18 +90,21 @@ demo: deps
 	$(MAKE) install
 	$(CURDIR)/test/demo.sh
 
-# Pure-C unit tests: no PostgreSQL needed.
-UNIT_CFLAGS = -O1 -g -Wall -Wextra -Werror -Isrc
+# Pure-C unit tests: no PostgreSQL needed; built with ASan and UBSan.
+UNIT_CFLAGS = -O1 -g -Wall -Wextra -Werror -Isrc -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 test/unit/test_state: test/unit/test_state.c src/state.c src/state.h test/unit/tap.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_state.c src/state.c
 
-test/unit/test_decode: test/unit/test_decode.c src/decode_*.c src/json_skim.c src/decode.h test/unit/tap.h
-	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_decode.c src/decode_common.c \
-		src/decode_event.c src/decode_fast.c src/decode_commit.c src/json_skim.c -ljson-c -lm
+# The pure decoder: what the unit tests, fuzzers and benchmarks link alone.
+DECODER_SRCS = src/decode_common.c src/decode_event.c src/decode_fast.c \
+	src/decode_python.c src/decode_commit.c src/json_skim.c src/json_locate.c
+DECODER_DEPS = $(DECODER_SRCS) src/decode.h src/decode_internal.h src/json_skim.h src/json_locate.h
 
-test/unit/test_skim: test/unit/test_skim.c src/decode_*.c src/json_skim.c src/json_skim.h src/decode.h test/unit/tap.h
-	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_skim.c src/decode_common.c \
-		src/decode_event.c src/decode_fast.c src/decode_commit.c src/json_skim.c -ljson-c -lm
+test/unit/test_decode: test/unit/test_decode.c $(DECODER_DEPS) test/unit/tap.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_decode.c $(DECODER_SRCS) -ljson-c -lm
+
+test/unit/test_skim: test/unit/test_skim.c $(DECODER_DEPS) test/unit/tap.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_skim.c $(DECODER_SRCS) -ljson-c -lm
 
 unit: test/unit/test_state test/unit/test_decode test/unit/test_skim
 
@@ -128,9 +133,8 @@ bench: deps
 # Decoder micro-benchmark: the skim and fast path against json-c's whole
 # parse, on 20,000 messages of the bench corpus (BENCH_DECODE_ARGS: corpus
 # options).  Needs no server.
-test/bench/decode_bench: test/bench/decode_bench.c src/decode_*.c src/json_skim.c src/decode.h
-	$(CC) -O2 -g -Wall -Wextra -Werror -Isrc -o $@ test/bench/decode_bench.c src/decode_common.c \
-		src/decode_event.c src/decode_fast.c src/decode_commit.c src/json_skim.c -ljson-c -lm
+test/bench/decode_bench: test/bench/decode_bench.c $(DECODER_DEPS)
+	$(CC) -O2 -g -Wall -Wextra -Werror -Isrc -o $@ test/bench/decode_bench.c $(DECODER_SRCS) -ljson-c -lm
 
 bench-decode: test/bench/decode_bench
 	/usr/bin/python3 test/bench/relay_corpus.py events /tmp/sentry_relay_decode_corpus \

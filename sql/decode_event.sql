@@ -143,8 +143,9 @@ INSERT INTO sample_message VALUES ('error_v1', $json$
  {"is_new": true, "is_sample": false, "is_regression": false, "is_new_group_environment": true}]
 $json$);
 
--- Early version 2: is_sample still there, and no is_new_group_environment,
--- queue or skip_consume yet.
+-- A version 2 insert with is_sample and without is_new_group_environment,
+-- queue or skip_consume.  Sentry reads task_state["is_new_group_environment"],
+-- so this one is an error there, and here.
 INSERT INTO sample_message VALUES ('error_v2_early', $json$
 [2, "insert",
  {"group_id": 99, "event_id": "ffeeddccbbaa99887766554433221100", "organization_id": 2,
@@ -155,7 +156,8 @@ INSERT INTO sample_message VALUES ('error_v2_early', $json$
 $json$);
 
 -- The error event gives a job with every field of Sentry's
--- post_process_group task, group_states in canonical form and the cache key.
+-- post_process_group task, group_states as sent, the cache key, and where
+-- the fields were read from (the body).
 SELECT jsonb_pretty(sentry_relay.decode_event_message(convert_to(body, 'UTF8')))
 FROM sample_message WHERE name = 'error_v2';
 
@@ -173,18 +175,18 @@ FROM sample_message WHERE name = 'transaction_v2';
 SELECT jsonb_pretty(sentry_relay.decode_event_message(convert_to(body, 'UTF8')))
 FROM sample_message WHERE name = 'error_v1';
 
--- Early version 2: is_new_group_environment defaults to false, the queue to
--- post_process_errors; no skip_consume means a job.
+-- Without is_new_group_environment: an error, as in Sentry.
 SELECT jsonb_pretty(sentry_relay.decode_event_message(convert_to(body, 'UTF8')))
 FROM sample_message WHERE name = 'error_v2_early';
 
--- The job always has the same 13 keys, whatever the producer's version.
+-- The job always has the same 14 keys, whatever the producer's version.
 SELECT name, array_agg(k ORDER BY k) = ARRAY['cache_key', 'event_id', 'group_id',
          'group_states', 'is_new', 'is_new_group_environment', 'is_regression',
          'occurrence_id', 'operation', 'primary_hash', 'project_id', 'queue',
-         'version'] AS all_keys
+         'source', 'version'] AS all_keys
 FROM sample_message
 CROSS JOIN LATERAL jsonb_object_keys(sentry_relay.decode_event_message(convert_to(body, 'UTF8'))) AS k
+WHERE name <> 'error_v2_early'
 GROUP BY name
 ORDER BY name;
 
@@ -206,58 +208,56 @@ SELECT t.note, j.job->>'version' AS version, j.job->>'project_id' AS project_id,
        j.job->>'primary_hash' AS primary_hash, j.job->>'occurrence_id' AS occurrence_id,
        j.job->>'queue' AS queue
 FROM (VALUES
-  -- the minimum: event_id, project_id, is_new, is_regression
+  -- the minimum Sentry reads: event_id, project_id, group_id, primary_hash,
+  -- is_new, is_regression, is_new_group_environment
   (1, 'minimal v2',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":true,"is_regression":false}]'),
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
   (2, 'minimal v1',
-   '[1,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":true,"is_regression":false}]'),
+   '[1,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
   -- a version given as a decimal string, as Python's int() takes it
   (3, 'version "2"',
-   '["2","insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":true,"is_regression":false}]'),
+   '["2","insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
   (4, 'version "1"',
-   '["1","insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":true,"is_regression":false}]'),
-  -- upper-case hex event ids are lower-cased (in the cache key too)
+   '["1","insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  -- the event id is kept as sent, as Sentry keeps it (in the cache key too)
   (5, 'upper-case event_id',
-   '[2,"insert",{"event_id":"0123456789ABCDEF0123456789ABCDEF","project_id":1},{"is_new":true,"is_regression":false}]'),
+   '[2,"insert",{"event_id":"0123456789ABCDEF0123456789ABCDEF","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
   -- explicit nulls for every optional field give the defaults
   (6, 'null optionals',
    '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null,"occurrence_id":null},{"is_new":true,"is_regression":false,"is_new_group_environment":null,"queue":null,"skip_consume":null,"group_states":null}]'),
   -- project_id and group_id limits: 0 and the largest 64-bit integer
   (7, 'project_id 0',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":0,"group_id":0},{"is_new":true,"is_regression":false}]'),
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":0,"group_id":0,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
   (8, 'ids at 2^63-1',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":9223372036854775807,"group_id":9223372036854775807},{"is_new":true,"is_regression":false}]'),
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":9223372036854775807,"group_id":9223372036854775807,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
   -- skip_consume false is a job
   (9, 'skip_consume false',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":true,"is_regression":false,"skip_consume":false}]'),
-  -- elements after task_state are ignored
-  (10, 'extra elements',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":true,"is_regression":false},{"future":1},"x",null]'),
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"skip_consume":false,"is_new_group_environment":false}]'),
   -- unknown keys in event_data and task_state are ignored, whatever their type
   (11, 'unknown keys',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"new_field":[1,{"a":null}],"message":null,"data":"not an object"},{"is_new":true,"is_regression":false,"new_flag":"x"}]'),
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null,"new_field":[1,{"a":null}],"message":null,"data":"not an object"},{"is_new":true,"is_regression":false,"new_flag":"x","is_new_group_environment":false}]'),
   -- a NUL (\u0000) in a field that is not read does not matter
   (12, 'NUL in ignored field',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"message":"a\u0000b"},{"is_new":true,"is_regression":false}]'),
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"message":"a\u0000b","group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
   -- JSON escapes in read strings are decoded
   (13, 'escaped strings',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcde\u0066","project_id":1,"primary_hash":"a\"b\\c\/d","occurrence_id":"\u0041BC"},{"is_new":true,"is_regression":false,"queue":"q\u0041"}]'),
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcde\u0066","project_id":1,"primary_hash":"a\"b\\c\/d","occurrence_id":"\u0041BC","group_id":null},{"is_new":true,"is_regression":false,"queue":"q\u0041","is_new_group_environment":false}]'),
   -- empty strings are kept as they are
   (14, 'empty strings',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"primary_hash":"","occurrence_id":""},{"is_new":true,"is_regression":false,"queue":""}]'),
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"primary_hash":"","occurrence_id":"","group_id":null},{"is_new":true,"is_regression":false,"queue":"","is_new_group_environment":false}]'),
   -- whitespace around and inside the document is fine
   (15, 'whitespace',
-   E' \n\t[ 2 , "insert" , { "event_id" : "0123456789abcdef0123456789abcdef" , "project_id" : 1 } , { "is_new" : true , "is_regression" : false } ] \r\n'),
+   E' \n\t[ 2 , "insert" , { "event_id" : "0123456789abcdef0123456789abcdef" , "project_id" : 1 , "group_id" : null , "primary_hash" : null } , { "is_new" : true , "is_regression" : false , "is_new_group_environment" : false } ] \r\n'),
   -- a repeated key: the last one wins, as in jsonb
   (16, 'repeated key',
-   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"project_id":2},{"is_new":true,"is_regression":false}]')
+   '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"project_id":2,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]')
 ) AS t(n, note, body)
 CROSS JOIN LATERAL (SELECT sentry_relay.decode_event_message(convert_to(t.body, 'UTF8')) AS job) AS j
 ORDER BY t.n;
 
--- The cache key is e:{event_id}:{project_id}, with the lower-cased event id.
+-- The cache key is e:{event_id}:{project_id}, with the event id as sent.
 SELECT sentry_relay.decode_event_message(convert_to(
-    '[2,"insert",{"event_id":"0123456789ABCDEF0123456789ABCDEF","project_id":9223372036854775807},{"is_new":true,"is_regression":false}]',
+    '[2,"insert",{"event_id":"0123456789ABCDEF0123456789ABCDEF","project_id":9223372036854775807,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]',
     'UTF8'))->>'cache_key' AS cache_key;
 
 -- The three flags come through independently.
@@ -267,34 +267,82 @@ SELECT f.is_new, f.is_regression, f.is_new_group_environment,
 FROM (VALUES (false, false, false), (true, false, false), (false, true, false),
              (false, false, true), (true, true, true)) AS f(is_new, is_regression, is_new_group_environment)
 CROSS JOIN LATERAL sentry_relay.decode_event_message(convert_to(format(
-    '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":%s,"is_regression":%s,"is_new_group_environment":%s}]',
+    '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":%s,"is_regression":%s,"is_new_group_environment":%s}]',
     to_jsonb(f.is_new), to_jsonb(f.is_regression), to_jsonb(f.is_new_group_environment)), 'UTF8')) AS j;
 
--- group_states is re-emitted in canonical form: keys in a fixed order, extra
--- keys dropped, order of the groups kept.
+-- group_states is passed on as sent: extra keys and the order of the groups
+-- are kept (as jsonb, which keeps JSON's meaning: key order is its own).
 SELECT sentry_relay.decode_event_message(convert_to(
-    '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":true,"is_regression":false,"group_states":[{"is_new_group_environment":false,"is_regression":true,"is_new":false,"id":30,"extra":"dropped"},{"id":10,"is_new":true,"is_regression":false,"is_new_group_environment":true},{"id":20,"is_new":false,"is_regression":false,"is_new_group_environment":false}]}]',
+    '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"group_states":[{"is_new_group_environment":false,"is_regression":true,"is_new":false,"id":30,"extra":"kept"},{"id":10,"is_new":true,"is_regression":false,"is_new_group_environment":true},{"id":20,"is_new":false,"is_regression":false,"is_new_group_environment":false}]}]',
     'UTF8'))->'group_states' AS group_states;
 
 -- UTF-8 text in read fields is kept byte for byte (here the queue name
 -- "fila-a\u00e7\u00e3o", sent as raw UTF-8 bytes; shown in hex).
 SELECT encode(convert_to(sentry_relay.decode_event_message(
-    convert_to('[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1},{"is_new":true,"is_regression":false,"queue":"fila-a', 'UTF8')
+    convert_to('[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"queue":"fila-a', 'UTF8')
     || '\xc3a7c3a36f'::bytea
-    || convert_to('"}]', 'UTF8'))->>'queue', 'UTF8'), 'hex') AS queue_hex;
+    || convert_to('","is_new_group_environment":false}]', 'UTF8'))->>'queue', 'UTF8'), 'hex') AS queue_hex;
 
 -- Nesting up to 64 levels is accepted: the outer array, event_data, and 62
 -- nested arrays in data make 64 (65 is an error, see decode_event_errors).
 SELECT sentry_relay.decode_event_message(convert_to(
     '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"data":'
     || repeat('[', 62) || repeat(']', 62)
-    || '},{"is_new":true,"is_regression":false}]', 'UTF8'))->>'event_id' AS event_id;
+    || ',"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]', 'UTF8'))->>'event_id' AS event_id;
 
--- A large body (5 MB of event data) under the default 16MB limit decodes.
+-- A large body (5 MB of event data) under the default 25MB limit decodes.
 SELECT sentry_relay.decode_event_message(convert_to(
-    '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"data":{"message":"'
+    '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null,"data":{"message":"'
     || repeat('x', 5 * 1024 * 1024)
-    || '"}},{"is_new":true,"is_regression":false}]', 'UTF8'))->>'event_id' AS event_id;
+    || '"}},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]', 'UTF8'))->>'event_id' AS event_id;
+
+-- Sentry's own rules, which are loose: what its decoder accepts, and how
+-- (docs/decoding.md).  Each row is one case: the job's fields, or NULL when
+-- there is no job (a skip).
+SELECT t.note, j.job->>'version' AS v, j.job->>'event_id' AS event_id,
+       j.job->>'project_id' AS project, j.job->>'group_id' AS "group",
+       j.job->'is_new' AS is_new, j.job->'is_regression' AS is_reg,
+       j.job->'is_new_group_environment' AS is_nge, j.job->'group_states' AS group_states,
+       j.job->>'cache_key' AS cache_key
+FROM (VALUES
+  -- the version as Python's int() reads it: fractions truncated, booleans,
+  -- strings with spaces, a sign, leading zeros or underscores
+  (1, 'version 2.9', '[2.9,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  (2, 'version 2e0', '[2e0,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  (3, 'version true', '[true,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  (4, 'version " +2 "', '[" +2 ","insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  (5, 'version "0_2"', '["0_2","insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  -- the flags are passed on: null stays null, anything else is its truth value
+  (6, 'null flags', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":null,"is_regression":null,"is_new_group_environment":null}]'),
+  (7, 'truthy flags', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":1,"is_regression":"false","is_new_group_environment":[0]}]'),
+  (8, 'falsy flags', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":0,"is_regression":"","is_new_group_environment":{}}]'),
+  -- skip_consume is truthiness: "0" is a skip, 0 is not
+  (9, 'skip_consume "0"', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"skip_consume":"0"}]'),
+  (10, 'skip_consume 1', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"skip_consume":1}]'),
+  (11, 'skip_consume 0', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"skip_consume":0}]'),
+  (12, 'skip_consume []', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"skip_consume":[]}]'),
+  -- is_sample is not read at all
+  (13, 'is_sample "no"', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"is_sample":"no"}]'),
+  -- ids: any event id string, negative project and group ids
+  (14, 'a uuid event id', '[2,"insert",{"event_id":"01234567-89AB-cdef-0123-456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  (15, 'an empty event id', '[2,"insert",{"event_id":"","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  (16, 'negative ids', '[2,"insert",{"event_id":"e","project_id":-1,"group_id":-5,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+  -- group_states: any value, as sent
+  (17, 'string group ids', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"group_states":[{"id":"124","is_new":true,"is_regression":false,"is_new_group_environment":true}]}]'),
+  (18, 'a group state without flags', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"group_states":[{"id":1},null,7]}]'),
+  (19, 'group_states an object', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"group_states":{"id":1}}]'),
+  (20, 'group_states a string', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"group_states":"[]"}]'),
+  (21, 'a long id and a negative one', '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"group_states":[{"id":123456789012345678901234567890},{"id":-1}]}]')
+) AS t(n, note, body)
+CROSS JOIN LATERAL (SELECT sentry_relay.decode_event_message(convert_to(t.body, 'UTF8')) AS job) AS j
+ORDER BY t.n;
+
+-- The queue: the message's, else the default_queue argument (the relay uses
+-- its stream's default_queue option).
+SELECT sentry_relay.decode_event_message(convert_to(b, 'UTF8'), NULL, 'post_process_transactions')->>'queue' AS queue
+FROM (VALUES ('[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]'),
+             ('[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"queue":null}]'),
+             ('[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"queue":"mine"}]')) AS t(b);
 
 -- Replacement operations give no job (NULL): every operation of each
 -- version, once with a payload shaped like Sentry's and once bare (they need
@@ -305,7 +353,7 @@ SELECT r.version, r.operation,
        sentry_relay.decode_event_message(convert_to(
            jsonb_build_array(r.version, r.operation)::text, 'UTF8')) AS bare
 FROM (VALUES
-  (1, 'delete', '{"event_id": "5c1a4b8e0e3f4d6b9a7c2e1f0d3b8a64", "project_id": 42, "deleted": true}'),
+  (1, 'delete', '{"event_id": "5c1a4b8e0e3f4d6b9a7c2e1f0d3b8a64", "project_id": 42, "deleted": true, "group_id": null, "primary_hash": null}'),
   (1, 'delete_groups', '{"project_id": 42, "group_ids": [4015]}'),
   (1, 'merge', '{"project_id": 42, "previous_group_id": 4016, "new_group_id": 4015}'),
   (1, 'unmerge', '{"project_id": 42, "previous_group_id": 4015, "new_group_id": 4099, "hashes": ["c9a1f4e2b7d84e0f9a3b6c5d2e1f0a9b"]}'),

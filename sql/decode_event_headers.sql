@@ -31,7 +31,7 @@ INSERT INTO fixture VALUES
    "group_states": "[{\"id\": 4015, \"is_new\": false, \"is_regression\": true, \"is_new_group_environment\": false}, {\"id\": 4016, \"is_new\": true, \"is_regression\": false, \"is_new_group_environment\": true}]"
  }', NULL),
 ('body', NULL,
- '[2, "insert", {"event_id": "0123456789abcdef0123456789abcdef", "project_id": 1, "group_id": null, "message": "from the body", "data": {}}, {"is_new": true, "is_regression": false, "is_new_group_environment": true, "queue": "from_body", "skip_consume": false, "group_states": null}]');
+ '[2, "insert", {"event_id": "0123456789abcdef0123456789abcdef", "project_id": 1, "group_id": null, "primary_hash": null, "message": "from the body", "data": {}}, {"is_new": true, "is_regression": false, "is_new_group_environment": true, "queue": "from_body", "skip_consume": false, "group_states": null}]');
 
 -- Complete headers and a body that is not JSON at all: the job is decoded
 -- from the headers, so the body was not read.
@@ -51,7 +51,9 @@ WHERE h.name = 'complete' AND b.name = 'body';
 
 -- The minimal complete set: version, operation, event_id, project_id and
 -- the four "0"/"1" flags.  group_id, primary_hash, occurrence_id and
--- group_states are then null, queue is post_process_errors.
+-- group_states are then null; no queue is named, so the default_queue
+-- argument applies (post_process_errors unless given).  The event id is
+-- kept as sent.
 SELECT jsonb_pretty(sentry_relay.decode_event_message(convert_to('not json', 'UTF8'),
   '{"version": "2", "operation": "insert", "event_id": "0123456789ABCDEF0123456789ABCDEF",
     "project_id": "7", "is_new": "1", "is_regression": "0",
@@ -88,8 +90,8 @@ FROM sentry_relay.decode_event_message(convert_to('not json', 'UTF8'),
     "project_id": "3", "is_new": "1", "is_regression": "0",
     "is_new_group_environment": "0", "skip_consume": "0"}') AS j;
 
--- group_states from a header is parsed and re-emitted canonically (keys in
--- order, extra keys dropped, whitespace gone).
+-- group_states from a header is passed on as sent (as jsonb: extra keys
+-- kept, whitespace and key order jsonb's own).
 SELECT sentry_relay.decode_event_message(convert_to('not json', 'UTF8'),
   '{"version": "2", "operation": "insert", "event_id": "0123456789abcdef0123456789abcdef",
     "project_id": "7", "is_new": "0", "is_regression": "0",
@@ -110,11 +112,16 @@ FROM (VALUES ('{"version": "2", "operation": "end_merge"}'::jsonb),
              ('{"version": "2", "operation": "exclude_groups"}'),
              ('{"version": "1", "operation": "merge"}')) AS h(headers);
 
--- Incomplete or invalid headers: the body is decoded instead.  Each row
--- changes the complete header set in one way; project_id 1 and queue
--- "from_body" show that the body was used, 42 that the headers were, and
--- same_as_body that nothing read from the headers leaked into the job.
-SELECT t.note, j->>'project_id' AS project_id, j->>'queue' AS queue,
+-- Each row changes the complete header set in one way.  Where Sentry's
+-- header decoder would raise, the body is decoded instead: project_id 1,
+-- queue "from_body" and source "body" show that, and same_as_body that
+-- nothing read from the headers leaked into the job.  Where Sentry takes
+-- the headers as they are (its rules are loose: bool(int(value)) for the
+-- flags, any event id, a group_states that is not a list is None), the job
+-- comes from the headers: project_id 42.
+SELECT t.note, j->>'source' AS source, j->>'project_id' AS project_id, j->>'queue' AS queue,
+       j->>'is_new' AS is_new, j->>'is_regression' AS is_reg, j->>'event_id' AS event_id,
+       left(j->>'group_states', 24) AS group_states,
        j = sentry_relay.decode_event_message(convert_to(b.body, 'UTF8')) AS same_as_body
 FROM fixture h, fixture b,
      (VALUES
@@ -166,7 +173,22 @@ FROM fixture h, fixture b,
        (42, 'group_states JSON null', '{"group_states": "null"}', NULL),
        (43, 'queue present but null', '{"queue": null}', NULL),
        -- only version and operation of an insert
-       (44, 'only version and operation', NULL, NULL)
+       (44, 'only version and operation', NULL, NULL),
+       -- Python's int() of the flags and the version: spaces, a sign,
+       -- leading zeros, underscores, any non-zero integer
+       (45, 'is_new " 1 "', '{"is_new": " 1 "}', NULL),
+       (46, 'is_new "-0"', '{"is_new": "-0"}', NULL),
+       (47, 'is_new "+10"', '{"is_new": "+10"}', NULL),
+       (48, 'is_new "1_000"', '{"is_new": "1_000"}', NULL),
+       (49, 'is_new 30 digits', '{"is_new": "123456789012345678901234567890"}', NULL),
+       (50, 'is_new "1__0"', '{"is_new": "1__0"}', NULL),
+       (51, 'is_new "_1"', '{"is_new": "_1"}', NULL),
+       (52, 'is_new "0x1"', '{"is_new": "0x1"}', NULL),
+       (53, 'version " +2 "', '{"version": " +2 "}', NULL),
+       (54, 'version "02"', '{"version": "02"}', NULL),
+       (55, 'project_id "0_42"', '{"project_id": "0_42"}', NULL),
+       (56, 'group_states string ids', '{"group_states": "[{\"id\": \"4015\"}]"}', NULL),
+       (57, 'no queue header', '{}', 'queue')
      ) AS t(n, note, patch, drop_key),
      LATERAL sentry_relay.decode_event_message(
        convert_to(b.body, 'UTF8'),
@@ -216,6 +238,6 @@ SELECT sentry_relay.decode_event_message(convert_to(body, 'UTF8'), '{"group_stat
 -- ... even for a header that the decoder does not use
 SELECT sentry_relay.decode_event_message(convert_to(body, 'UTF8'), '{"x-custom": {"a": "b"}}') FROM fixture WHERE name = 'body';
 
--- The value argument may not be NULL, even with complete headers
--- (SQLSTATE 22004).
+-- A NULL value (a Kafka tombstone) with complete headers is decoded from
+-- them, as the relay does.
 SELECT sentry_relay.decode_event_message(NULL, headers) FROM fixture WHERE name = 'complete';

@@ -2,7 +2,7 @@
 -- guc: the sentry_relay.* settings.
 --
 -- sentry_relay.max_message_size: the largest event message body that is
--- decoded, in bytes (default 16MB, superuser only).  Messages decoded from
+-- decoded, in bytes (default 25MB, superuser only).  Messages decoded from
 -- complete headers are not limited, since their body is not read.
 --
 \set SHOW_CONTEXT never
@@ -18,7 +18,7 @@ WHERE name = 'sentry_relay.max_message_size';
 -- field that is not read, and the complete headers of the same insert.
 CREATE FUNCTION pg_temp.insert_body(n int) RETURNS bytea LANGUAGE sql AS $$
     SELECT convert_to(prefix || repeat('x', n - length(prefix) - length(suffix)) || suffix, 'UTF8')
-    FROM (SELECT '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"message":"'::text AS prefix,
+    FROM (SELECT '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null,"message":"'::text AS prefix,
                  '"},{"is_new":true,"is_regression":false,"is_new_group_environment":false,"skip_consume":false}]'::text AS suffix) AS p
 $$;
 CREATE FUNCTION pg_temp.insert_headers() RETURNS jsonb LANGUAGE sql AS $$

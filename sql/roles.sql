@@ -106,8 +106,8 @@ SELECT id FROM sentry_relay.claim_jobs(1, queues => ARRAY['regress_roles_q']);
 SELECT sentry_relay.fail_job(910003, 'boom', attempt => 1) AS failed;
 -- the decoders are for everyone
 SELECT sentry_relay.decode_event_message(convert_to(
-    '[2, "insert", {"event_id": "9cdc4c32dff14fbbb012b0aa9e908126", "project_id": 1},
-      {"is_new": true, "is_regression": false}]', 'UTF8'))->>'cache_key' AS cache_key;
+    '[2, "insert", {"event_id": "9cdc4c32dff14fbbb012b0aa9e908126", "project_id": 1, "group_id": null, "primary_hash": null},
+      {"is_new": true, "is_regression": false, "is_new_group_environment": false}]', 'UTF8'))->>'cache_key' AS cache_key;
 SELECT topic, partition, consumer_group, "offset"
   FROM sentry_relay.decode_commit_log_message('events:0:snuba-consumers', '12346');
 -- no table, view or other function
@@ -186,8 +186,8 @@ RESET ROLE;
 --
 SET ROLE regress_sr_nobody;
 SELECT sentry_relay.decode_event_message(convert_to(
-    '[2, "insert", {"event_id": "9cdc4c32dff14fbbb012b0aa9e908126", "project_id": 1},
-      {"is_new": true, "is_regression": false}]', 'UTF8'))->>'cache_key' AS cache_key;
+    '[2, "insert", {"event_id": "9cdc4c32dff14fbbb012b0aa9e908126", "project_id": 1, "group_id": null, "primary_hash": null},
+      {"is_new": true, "is_regression": false, "is_new_group_environment": false}]', 'UTF8'))->>'cache_key' AS cache_key;
 SELECT topic, partition, consumer_group, "offset"
   FROM sentry_relay.decode_commit_log_message('events:0:snuba-consumers', '12346');
 -- everything else is denied (SQLSTATE 42501)

@@ -114,11 +114,17 @@ sr_bulk_field_int64(StringInfo s, int64 v)
 	sr_bulk_int64(s, v);
 }
 
+/* A task flag: None is NULL. */
 static inline void
-sr_bulk_field_bool(StringInfo s, bool v)
+sr_bulk_field_flag(StringInfo s, sr_flag v)
 {
+	if (v == SR_FLAG_NULL)
+	{
+		sr_bulk_int32(s, -1);
+		return;
+	}
 	sr_bulk_int32(s, 1);
-	appendStringInfoCharMacro(s, v ? 1 : 0);
+	appendStringInfoCharMacro(s, v == SR_FLAG_TRUE ? 1 : 0);
 }
 
 /* jsonb's binary form is a version byte (1) followed by the JSON text. */
@@ -153,7 +159,7 @@ sr_db_job_row(StringInfo s, const sr_stream_def *def, int32 partition,
 	sr_bulk_text(s, def->eventstream_type);
 	sr_bulk_field_int32(s, partition);
 	sr_bulk_field_int64(s, offset);
-	sr_bulk_text(s, job->queue);
+	sr_bulk_text(s, job->queue ? job->queue : def->default_queue);
 	sr_bulk_field_int64(s, job->project_id);
 	if (job->has_group_id)
 		sr_bulk_field_int64(s, job->group_id);
@@ -161,9 +167,9 @@ sr_db_job_row(StringInfo s, const sr_stream_def *def, int32 partition,
 		sr_bulk_int32(s, -1);
 	sr_bulk_text(s, job->event_id);
 	sr_bulk_text(s, job->primary_hash);
-	sr_bulk_field_bool(s, job->is_new);
-	sr_bulk_field_bool(s, job->is_regression);
-	sr_bulk_field_bool(s, job->is_new_group_environment);
+	sr_bulk_field_flag(s, job->is_new);
+	sr_bulk_field_flag(s, job->is_regression);
+	sr_bulk_field_flag(s, job->is_new_group_environment);
 	sr_bulk_field_jsonb(s, job->group_states);
 	sr_bulk_text(s, job->occurrence_id);
 	sr_bulk_text(s, job->cache_key);

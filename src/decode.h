@@ -17,11 +17,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Default and hard limits. */
-#define SR_DEFAULT_MAX_MESSAGE_BYTES (16 * 1024 * 1024)
+/*
+ * Default and hard limits.  The default message size, 25 MB, is above the
+ * events topic's max.message.bytes as Sentry creates it (25,000,000 in
+ * sentry-kafka-schemas), so that every message the topic can hold is
+ * decoded.
+ */
+#define SR_DEFAULT_MAX_MESSAGE_BYTES (25 * 1024 * 1024)
 #define SR_MAX_JSON_DEPTH 64
 #define SR_ERROR_MESSAGE_LEN 256
-#define SR_DEFAULT_QUEUE "post_process_errors"
 
 /* Error classes.  decode_sql.c maps each to a SQLSTATE; keep README in step. */
 typedef enum sr_errclass
@@ -72,10 +76,20 @@ typedef enum sr_job_source
 	SR_SOURCE_HEADERS = 1
 } sr_job_source;
 
+/* A task flag as Sentry passes it on: None, False or True. */
+typedef enum sr_flag
+{
+	SR_FLAG_NULL = -1,
+	SR_FLAG_FALSE = 0,
+	SR_FLAG_TRUE = 1
+} sr_flag;
+
 /*
  * A post-process job, the arguments of Sentry's post_process_group task.
  * version and operation are also set for SR_DECODE_SKIP.  A NULL string
- * pointer is SQL NULL.
+ * pointer is SQL NULL.  Values are kept as the message gives them: the
+ * event id is not normalised, and group_states is the JSON text of the
+ * value as sent.
  */
 typedef struct sr_job
 {
@@ -86,15 +100,15 @@ typedef struct sr_job
 	int64_t		project_id;
 	bool		has_group_id;
 	int64_t		group_id;
-	char		event_id[33];	/* 32 lower-case hex digits */
+	const char *event_id;		/* as sent (any string) */
 	const char *primary_hash;
-	const char *group_states;	/* canonical JSON array text, or NULL */
+	const char *group_states;	/* the value's JSON text, or NULL */
 	const char *occurrence_id;
-	const char *queue;
-	char		cache_key[64];	/* e:{event_id}:{project_id} */
-	bool		is_new;
-	bool		is_regression;
-	bool		is_new_group_environment;
+	const char *queue;			/* NULL: none named; the stream's default applies */
+	const char *cache_key;		/* e:{event_id}:{project_id} */
+	sr_flag		is_new;
+	sr_flag		is_regression;
+	sr_flag		is_new_group_environment;
 } sr_job;
 
 /* A decoded commit log entry.  Timestamps are microseconds since 1970. */

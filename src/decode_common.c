@@ -150,11 +150,18 @@ sr_arena_reset(sr_decoder *dec)
 	dec->arena_len = 0;
 }
 
-/* Append s[0..len), without a terminator, to the arena. */
+/*
+ * Append s[0..len), without a terminator, to the arena.  s may point into
+ * the arena itself (a string already decoded, copied again).
+ */
 bool
 sr_arena_append(sr_decoder *dec, const char *s, size_t len, sr_error *err)
 {
 	size_t		need = dec->arena_len + len + 1;	/* room for a NUL */
+	uintptr_t	base = (uintptr_t) dec->arena;
+	bool		inside = dec->arena != NULL && (uintptr_t) s >= base &&
+		(uintptr_t) s < base + dec->arena_len;
+	size_t		s_off = inside ? (size_t) ((uintptr_t) s - base) : 0;
 
 	if (need < len)
 		goto oom;
@@ -174,6 +181,8 @@ sr_arena_append(sr_decoder *dec, const char *s, size_t len, sr_error *err)
 			goto oom;
 		dec->arena = p;
 		dec->arena_cap = cap;
+		if (inside)
+			s = dec->arena + s_off;
 	}
 	if (len > 0)
 		memcpy(dec->arena + dec->arena_len, s, len);

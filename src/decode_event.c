@@ -5,7 +5,8 @@
  * inserts become jobs; replacement operations and skip_consume inserts are
  * skipped.  Current producers repeat the task fields in Kafka headers: when
  * those are present and complete the body is never read, and when they are
- * incomplete or invalid the body is decoded instead, as Sentry does.
+ * incomplete or invalid the body is decoded instead, as Sentry does.  The
+ * rules, and where they differ from Sentry's, are in docs/decoding.md.
  *
  * A body is first skimmed (json_skim.c) and, in the plain cases, decoded
  * straight from its text (decode_fast.c); otherwise json-c parses it, and
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "decode_internal.h"
+#include "json_locate.h"
 #include "json_skim.h"
 
 static const char *const sr_v1_skip_ops[] = {
@@ -46,191 +48,7 @@ sr_event_lookup_op(int version, const char *op, size_t len)
 	return NULL;
 }
 
-/* Store a 32-hex-digit event id, lower-cased, into job->event_id. */
-bool
-sr_event_set_event_id(sr_job *job, const char *s, size_t len, sr_error *err)
-{
-	char		ex[64];
-
-	if (len == 32)
-	{
-		size_t		i;
-
-		for (i = 0; i < 32; i++)
-		{
-			char		c = s[i];
-
-			if (c >= 'A' && c <= 'F')
-				c = (char) (c - 'A' + 'a');
-			else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-				break;
-			job->event_id[i] = c;
-		}
-		if (i == 32)
-		{
-			job->event_id[32] = '\0';
-			return true;
-		}
-	}
-	sr_excerpt(ex, sizeof(ex), s, len);
-	sr_set_error(err, SR_ERR_INVALID_VALUE,
-				 "field \"event_id\" must be 32 hexadecimal digits, not \"%s\"", ex);
-	return false;
-}
-
-/* Write v (>= 0) in decimal at p; returns the number of digits. */
-static size_t
-sr_event_format_uint(char *p, int64_t v)
-{
-	char		tmp[24];
-	size_t		n = 0;
-
-	do
-	{
-		tmp[n++] = (char) ('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
-/*
- * Append group state i of an array to the arena in canonical form,
- * {"id":N,"is_new":B,"is_regression":B,"is_new_group_environment":B},
- * preceded by a comma unless it is the first.  Both decoding paths use it.
- */
-bool
-sr_event_append_group_state(sr_decoder *dec, size_t i, int64_t id,
-							const bool flags[3], sr_error *err)
-{
-	static const char *const names[] = {
-		",\"is_new\":", ",\"is_regression\":", ",\"is_new_group_environment\":"
-	};
-	char		buf[160];
-	size_t		n = 0;
-
-	if (i > 0)
-		buf[n++] = ',';
-	memcpy(buf + n, "{\"id\":", 6);
-	n += 6;
-	n += sr_event_format_uint(buf + n, id);
-	for (int f = 0; f < 3; f++)
-	{
-		size_t		l = strlen(names[f]);
-
-		memcpy(buf + n, names[f], l);
-		n += l;
-		memcpy(buf + n, flags[f] ? "true" : "false", flags[f] ? 4 : 5);
-		n += flags[f] ? 4 : 5;
-	}
-	buf[n++] = '}';
-	return sr_arena_append(dec, buf, n, err);
-}
-
-/*
- * Validate a group_states array and append its canonical JSON text to the
- * arena: [{"id":N,"is_new":B,"is_regression":B,"is_new_group_environment":B}].
- */
-static bool
-sr_event_group_states(sr_decoder *dec, struct json_object *arr, sr_aoff *off,
-					  sr_error *err)
-{
-	static const char *const flags[] = {
-		"is_new", "is_regression", "is_new_group_environment"
-	};
-	static const char *const flag_fields[] = {
-		"group_states.is_new", "group_states.is_regression",
-		"group_states.is_new_group_environment"
-	};
-	size_t		start = dec->arena_len;
-	size_t		n;
-
-	if (!json_object_is_type(arr, json_type_array))
-	{
-		sr_set_error(err, SR_ERR_WRONG_TYPE,
-					 "field \"group_states\" must be an array or null, not %s",
-					 json_type_to_name(json_object_get_type(arr)));
-		return false;
-	}
-	if (!sr_arena_append(dec, "[", 1, err))
-		return false;
-	n = json_object_array_length(arr);
-	for (size_t i = 0; i < n; i++)
-	{
-		struct json_object *gs = json_object_array_get_idx(arr, i);
-		struct json_object *v;
-		int64_t		id;
-		bool		b[3];
-
-		if (gs == NULL || !json_object_is_type(gs, json_type_object))
-		{
-			sr_set_error(err, SR_ERR_WRONG_TYPE,
-						 "group_states[%zu] must be an object, not %s", i,
-						 gs == NULL ? "null" : json_type_to_name(json_object_get_type(gs)));
-			return false;
-		}
-		if (!json_object_object_get_ex(gs, "id", &v))
-		{
-			sr_set_error(err, SR_ERR_MISSING_FIELD,
-						 "group_states[%zu] has no \"id\"", i);
-			return false;
-		}
-		if (!sr_json_int64(v, "group_states.id", &id, err))
-			return false;
-		for (int f = 0; f < 3; f++)
-		{
-			if (!json_object_object_get_ex(gs, flags[f], &v))
-			{
-				sr_set_error(err, SR_ERR_MISSING_FIELD,
-							 "group_states[%zu] has no \"%s\"", i, flags[f]);
-				return false;
-			}
-			if (!sr_json_bool(v, flag_fields[f], &b[f], err))
-				return false;
-		}
-		if (!sr_event_append_group_state(dec, i, id, b, err))
-			return false;
-	}
-	if (!sr_arena_append(dec, "]", 1, err) || !sr_arena_append(dec, "", 1, err))
-		return false;
-	*off = start;
-	return true;
-}
-
-/* An optional string member: absent or null leaves *off as SR_ANULL. */
-static bool
-sr_event_opt_string(sr_decoder *dec, struct json_object *obj, const char *field,
-					sr_aoff *off, sr_error *err)
-{
-	struct json_object *v;
-	const char *s;
-	size_t		len;
-
-	*off = SR_ANULL;
-	if (!json_object_object_get_ex(obj, field, &v) || v == NULL)
-		return true;
-	if (!sr_json_string(v, field, &s, &len, err))
-		return false;
-	return sr_arena_push(dec, s, len, off, err);
-}
-
-/* An optional boolean member: absent or null gives dflt. */
-static bool
-sr_event_opt_bool(struct json_object *obj, const char *field, bool dflt,
-				  bool *out, sr_error *err)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, field, &v) || v == NULL)
-	{
-		*out = dflt;
-		return true;
-	}
-	return sr_json_bool(v, field, out, err);
-}
-
-/* A required member, present (it may still be JSON null). */
+/* A member that Sentry reads as event_data[name]: it must be there. */
 static bool
 sr_event_required(struct json_object *obj, const char *where,
 				  const char *field, struct json_object **v, sr_error *err)
@@ -244,18 +62,110 @@ sr_event_required(struct json_object *obj, const char *where,
 	return true;
 }
 
-/* The insert payload: [version, "insert", event_data, task_state, ...]. */
+/* A string or null (JSON null, or absent for an optional member). */
+static bool
+sr_event_string_or_null(sr_decoder *dec, struct json_object *v,
+						const char *field, sr_aoff *off, sr_error *err)
+{
+	const char *s;
+	size_t		len;
+
+	*off = SR_ANULL;
+	if (v == NULL)
+		return true;
+	if (!json_object_is_type(v, json_type_string))
+	{
+		sr_set_error(err, SR_ERR_WRONG_TYPE,
+					 "field \"%s\" must be a string or null, not %s", field,
+					 json_type_to_name(json_object_get_type(v)));
+		return false;
+	}
+	return sr_json_string(v, field, &s, &len, err) &&
+		sr_arena_push(dec, s, len, off, err);
+}
+
+/* An integer that fits in 64 bits, negative or not (Sentry checks no sign). */
+static bool
+sr_event_int64(struct json_object *v, const char *field, int64_t *out,
+			   sr_error *err)
+{
+	int64_t		i;
+
+	if (v == NULL || !json_object_is_type(v, json_type_int))
+	{
+		sr_set_error(err, SR_ERR_WRONG_TYPE,
+					 "field \"%s\" must be an integer, not %s", field,
+					 v == NULL ? "null" : json_type_to_name(json_object_get_type(v)));
+		return false;
+	}
+	/* json-c clamps out-of-range integers; refuse the clamped ends */
+	i = json_object_get_int64(v);
+	if (i == INT64_MIN ||
+		(i == INT64_MAX && json_object_get_uint64(v) > (uint64_t) INT64_MAX))
+	{
+		sr_set_error(err, SR_ERR_OUT_OF_RANGE,
+					 "field \"%s\" is out of range: it does not fit in 64 bits",
+					 field);
+		return false;
+	}
+	*out = i;
+	return true;
+}
+
+/* A task flag: null stays None, anything else is its Python truth value. */
+static sr_flag
+sr_event_flag(struct json_object *v)
+{
+	if (v == NULL)
+		return SR_FLAG_NULL;
+	return sr_json_truthy(v) ? SR_FLAG_TRUE : SR_FLAG_FALSE;
+}
+
+/*
+ * group_states, passed on as sent: the text of the task state's last
+ * "group_states" member, which must be something jsonb can hold.
+ */
+static bool
+sr_event_group_states(sr_decoder *dec, const char *value, size_t len,
+					  sr_aoff *off, sr_error *err)
+{
+	sr_skim_span sp;
+
+	if (!sr_json_locate_member(value, len, 3, "group_states", &sp))
+	{
+		sr_set_error(err, SR_ERR_INVALID_JSON,
+					 "the task state's \"group_states\" could not be located in the message");
+		return false;
+	}
+	if (!sr_json_jsonb_safe(value + sp.start, sp.len))
+	{
+		sr_set_error(err, SR_ERR_INVALID_VALUE,
+					 "field \"group_states\" cannot be stored as jsonb (a \\u0000 or unpaired surrogate escape, or a number beyond numeric's range)");
+		return false;
+	}
+	return sr_arena_push(dec, value + sp.start, sp.len, off, err);
+}
+
+/*
+ * The insert payload, [version, "insert", event_data, task_state], read as
+ * Sentry's get_task_kwargs_for_insert reads it.  value is the message's
+ * original text, for the group_states value.
+ */
 static sr_decode_status
 sr_event_insert_from_json(sr_decoder *dec, struct json_object *root,
+						  const char *value, size_t value_len,
 						  sr_job *job, sr_job_offsets *o, sr_error *err)
 {
+	static const char *const flags[] = {
+		"is_new", "is_regression", "is_new_group_environment"
+	};
+	sr_flag    *flag_out[3];
 	size_t		n = json_object_array_length(root);
 	struct json_object *ed,
 			   *ts,
 			   *v;
 	const char *s;
 	size_t		len;
-	bool		ignored;
 
 	if (n < 3)
 	{
@@ -267,15 +177,15 @@ sr_event_insert_from_json(sr_decoder *dec, struct json_object *root,
 		sr_set_error(err, SR_ERR_MISSING_FIELD, "insert message has no task state");
 		return SR_DECODE_ERROR;
 	}
-	ed = json_object_array_get_idx(root, 2);
-	ts = json_object_array_get_idx(root, 3);
-	if (ed == NULL || !json_object_is_type(ed, json_type_object))
+	if (n > 4)
 	{
-		sr_set_error(err, SR_ERR_WRONG_TYPE,
-					 "insert event data must be a JSON object, not %s",
-					 ed == NULL ? "null" : json_type_to_name(json_object_get_type(ed)));
+		sr_set_error(err, SR_ERR_INVALID_VALUE,
+					 "insert message has %zu elements, not 4 (version, operation, event data, task state)",
+					 n);
 		return SR_DECODE_ERROR;
 	}
+	ed = json_object_array_get_idx(root, 2);
+	ts = json_object_array_get_idx(root, 3);
 	if (ts == NULL || !json_object_is_type(ts, json_type_object))
 	{
 		sr_set_error(err, SR_ERR_WRONG_TYPE,
@@ -284,44 +194,58 @@ sr_event_insert_from_json(sr_decoder *dec, struct json_object *root,
 		return SR_DECODE_ERROR;
 	}
 
-	/* as in Sentry, skip_consume short-circuits everything else */
-	if (!sr_event_opt_bool(ts, "skip_consume", false, &job->skip_consume, err))
-		return SR_DECODE_ERROR;
-	if (job->skip_consume)
+	/* as in Sentry, a truthy skip_consume short-circuits everything else */
+	if (json_object_object_get_ex(ts, "skip_consume", &v) && sr_json_truthy(v))
+	{
+		job->skip_consume = true;
 		return SR_DECODE_SKIP;
+	}
+	if (ed == NULL || !json_object_is_type(ed, json_type_object))
+	{
+		sr_set_error(err, SR_ERR_WRONG_TYPE,
+					 "insert event data must be a JSON object, not %s",
+					 ed == NULL ? "null" : json_type_to_name(json_object_get_type(ed)));
+		return SR_DECODE_ERROR;
+	}
 
 	if (!sr_event_required(ed, "event data", "event_id", &v, err) ||
 		!sr_json_string(v, "event_id", &s, &len, err) ||
-		!sr_event_set_event_id(job, s, len, err))
+		!sr_arena_push(dec, s, len, &o->event_id, err))
 		return SR_DECODE_ERROR;
 	if (!sr_event_required(ed, "event data", "project_id", &v, err) ||
-		!sr_json_int64(v, "project_id", &job->project_id, err))
+		!sr_event_int64(v, "project_id", &job->project_id, err))
 		return SR_DECODE_ERROR;
-	if (json_object_object_get_ex(ed, "group_id", &v) && v != NULL)
+	if (!sr_event_required(ed, "event data", "group_id", &v, err))
+		return SR_DECODE_ERROR;
+	if (v != NULL)
 	{
-		if (!sr_json_int64(v, "group_id", &job->group_id, err))
+		if (!sr_event_int64(v, "group_id", &job->group_id, err))
 			return SR_DECODE_ERROR;
 		job->has_group_id = true;
 	}
-	if (!sr_event_opt_string(dec, ed, "primary_hash", &o->primary_hash, err) ||
-		!sr_event_opt_string(dec, ed, "occurrence_id", &o->occurrence_id, err))
+	if (!sr_event_required(ed, "event data", "primary_hash", &v, err) ||
+		!sr_event_string_or_null(dec, v, "primary_hash", &o->primary_hash, err))
+		return SR_DECODE_ERROR;
+	if (!json_object_object_get_ex(ed, "occurrence_id", &v))
+		v = NULL;
+	if (!sr_event_string_or_null(dec, v, "occurrence_id", &o->occurrence_id, err))
 		return SR_DECODE_ERROR;
 
-	if (!sr_event_required(ts, "task state", "is_new", &v, err) ||
-		!sr_json_bool(v, "is_new", &job->is_new, err))
-		return SR_DECODE_ERROR;
-	if (!sr_event_required(ts, "task state", "is_regression", &v, err) ||
-		!sr_json_bool(v, "is_regression", &job->is_regression, err))
-		return SR_DECODE_ERROR;
-	/* newer keys: absent from version 1 and early version 2 producers */
-	if (!sr_event_opt_bool(ts, "is_new_group_environment", false,
-						   &job->is_new_group_environment, err) ||
-		!sr_event_opt_bool(ts, "is_sample", false, &ignored, err))
-		return SR_DECODE_ERROR;
-	if (!sr_event_opt_string(dec, ts, "queue", &o->queue, err))
+	flag_out[0] = &job->is_new;
+	flag_out[1] = &job->is_regression;
+	flag_out[2] = &job->is_new_group_environment;
+	for (int f = 0; f < 3; f++)
+	{
+		if (!sr_event_required(ts, "task state", flags[f], &v, err))
+			return SR_DECODE_ERROR;
+		*flag_out[f] = sr_event_flag(v);
+	}
+	if (!json_object_object_get_ex(ts, "queue", &v))
+		v = NULL;
+	if (!sr_event_string_or_null(dec, v, "queue", &o->queue, err))
 		return SR_DECODE_ERROR;
 	if (json_object_object_get_ex(ts, "group_states", &v) && v != NULL &&
-		!sr_event_group_states(dec, v, &o->group_states, err))
+		!sr_event_group_states(dec, value, value_len, &o->group_states, err))
 		return SR_DECODE_ERROR;
 	return SR_DECODE_JOB;
 }
@@ -366,15 +290,49 @@ sr_event_parse_reduced(sr_decoder *dec, const char *value, size_t len,
 
 static void sr_event_reset(sr_decoder *dec, sr_job *job, sr_job_offsets *o);
 
+/* The message version, as Sentry's int(payload[0]) reads it. */
+static bool
+sr_event_version(struct json_object *v, int *version, sr_error *err)
+{
+	int64_t		ver = 0;
+	bool		fits;
+	char		ex[64];
+
+	if (!sr_py_int_json(v, &ver, &fits))
+	{
+		if (v != NULL && json_object_is_type(v, json_type_string))
+		{
+			sr_excerpt(ex, sizeof(ex), json_object_get_string(v),
+					   (size_t) json_object_get_string_len(v));
+			sr_set_error(err, SR_ERR_UNSUPPORTED_VERSION,
+						 "unsupported event message version \"%s\"", ex);
+		}
+		else
+			sr_set_error(err, SR_ERR_WRONG_TYPE,
+						 "event message version must be an integer, not %s",
+						 v == NULL ? "null" : json_type_to_name(json_object_get_type(v)));
+		return false;
+	}
+	if (!fits || (ver != 1 && ver != 2))
+	{
+		const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+
+		sr_excerpt(ex, sizeof(ex), text, strlen(text));
+		sr_set_error(err, SR_ERR_UNSUPPORTED_VERSION,
+					 "unsupported event message version %s", ex);
+		return false;
+	}
+	*version = (int) ver;
+	return true;
+}
+
 static sr_decode_status
 sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 				   sr_job *job, sr_job_offsets *o, sr_error *err)
 {
-	struct json_object *root,
-			   *v;
+	struct json_object *root;
 	sr_decode_status st;
 	bool		skimmed;
-	int64_t		version;
 	const char *op;
 	size_t		oplen;
 	char		ex[64];
@@ -436,45 +394,20 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 					 json_type_to_name(json_object_get_type(root)));
 		goto done;
 	}
+	if (json_object_array_length(root) < 1)
+	{
+		sr_set_error(err, SR_ERR_MISSING_FIELD,
+					 "event message must hold at least a version and an operation");
+		goto done;
+	}
+	if (!sr_event_version(json_object_array_get_idx(root, 0), &job->version, err))
+		goto done;
 	if (json_object_array_length(root) < 2)
 	{
 		sr_set_error(err, SR_ERR_MISSING_FIELD,
 					 "event message must hold at least a version and an operation");
 		goto done;
 	}
-
-	/* the version: an integer, or a decimal string as Python's int() takes */
-	v = json_object_array_get_idx(root, 0);
-	if (v != NULL && json_object_is_type(v, json_type_string))
-	{
-		const char *s = json_object_get_string(v);
-		size_t		slen = (size_t) json_object_get_string_len(v);
-
-		if (!sr_parse_decimal(s, slen, "event message version", &version, err))
-		{
-			sr_excerpt(ex, sizeof(ex), s, slen);
-			sr_set_error(err, SR_ERR_UNSUPPORTED_VERSION,
-						 "unsupported event message version \"%s\"", ex);
-			goto done;
-		}
-	}
-	else if (v != NULL && json_object_is_type(v, json_type_int))
-		version = json_object_get_int64(v);	/* clamped; only 1 and 2 pass */
-	else
-	{
-		sr_set_error(err, SR_ERR_WRONG_TYPE,
-					 "event message version must be an integer, not %s",
-					 v == NULL ? "null" : json_type_to_name(json_object_get_type(v)));
-		goto done;
-	}
-	if (version != 1 && version != 2)
-	{
-		sr_set_error(err, SR_ERR_UNSUPPORTED_VERSION,
-					 "unsupported event message version %lld", (long long) version);
-		goto done;
-	}
-	job->version = (int) version;
-
 	if (!sr_json_string(json_object_array_get_idx(root, 1), "operation", &op,
 						&oplen, err))
 		goto done;
@@ -490,36 +423,37 @@ sr_event_from_body(sr_decoder *dec, const char *value, size_t len,
 	if (strcmp(job->operation, "insert") != 0)
 		st = SR_DECODE_SKIP;
 	else
-		st = sr_event_insert_from_json(dec, root, job, o, err);
+		st = sr_event_insert_from_json(dec, root, value, len, job, o, err);
 
 done:
 	json_object_put(root);
 	return st;
 }
 
-/* A "0"/"1" header. */
-static bool
-sr_header_bool(const sr_header *h, bool *out)
-{
-	if (h == NULL || h->value == NULL || h->value_len != 1)
-		return false;
-	if (((const char *) h->value)[0] == '0')
-		*out = false;
-	else if (((const char *) h->value)[0] == '1')
-		*out = true;
-	else
-		return false;
-	return true;
-}
-
-/* A decimal integer header. */
+/* A header's value as Python's int(bytes) reads it, within 64 bits. */
 static bool
 sr_header_int(const sr_header *h, int64_t *out)
 {
-	sr_error	ignored;
+	bool		fits,
+				zero;
 
 	return h != NULL && h->value != NULL &&
-		sr_parse_decimal(h->value, h->value_len, "header", out, &ignored);
+		sr_py_int(h->value, h->value_len, false, out, &fits, &zero) && fits;
+}
+
+/* A flag header, as Sentry's decode_bool: bool(int(value.decode())). */
+static bool
+sr_header_bool(const sr_header *h, bool *out)
+{
+	int64_t		ignored;
+	bool		fits,
+				zero;
+
+	if (h == NULL || h->value == NULL ||
+		!sr_py_int(h->value, h->value_len, true, &ignored, &fits, &zero))
+		return false;
+	*out = !zero;
+	return true;
 }
 
 /* An optional text header: absent or null is SQL NULL. */
@@ -536,7 +470,54 @@ sr_header_opt_text(sr_decoder *dec, const sr_header *h, sr_aoff *off)
 }
 
 /*
- * Decode from the task headers alone.  Returns SR_DECODE_JOB or
+ * The group_states header, as Sentry's decode_optional_list_str: a value
+ * that is not UTF-8 sends the decoder to the body (false); one that is not a
+ * JSON list gives NULL, as does one that jsonb cannot hold.
+ */
+static bool
+sr_header_group_states(sr_decoder *dec, const sr_header *h, sr_aoff *off)
+{
+	const char *p;
+	size_t		len,
+				i;
+	int			ndrop;
+	bool		is_list = false;
+	sr_error	ignored;
+
+	*off = SR_ANULL;
+	if (h == NULL || h->value == NULL)
+		return true;
+	p = h->value;
+	len = h->value_len;
+	if (!sr_utf8_valid((const unsigned char *) p, len))
+		return false;
+	if (memchr(p, '\0', len) != NULL)
+		return true;			/* not JSON */
+	for (i = 0; i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'); i++)
+		;
+	if (i < len && p[i] == '[')
+	{
+		if (dec->skim_min > 0 &&
+			sr_json_skim(p, len, NULL, 0, NULL, 0, &ndrop, NULL))
+			is_list = true;		/* the skim refuses what jsonb refuses */
+		else
+		{
+			struct json_object *gs = sr_parse_json(dec, "group_states header",
+												   p, len, &ignored);
+
+			is_list = gs != NULL && json_object_is_type(gs, json_type_array) &&
+				sr_json_jsonb_safe(p, len);
+			json_object_put(gs);
+		}
+	}
+	if (is_list)
+		return sr_arena_push(dec, p, len, off, &ignored);
+	return true;
+}
+
+/*
+ * Decode from the task headers alone, as Sentry's
+ * get_task_kwargs_for_message_from_headers.  Returns SR_DECODE_JOB or
  * SR_DECODE_SKIP when the headers are complete and valid, and
  * SR_DECODE_ERROR when the body must be decoded instead (err untouched).
  */
@@ -546,8 +527,8 @@ sr_event_from_headers(sr_decoder *dec, const sr_header *hs, size_t n,
 {
 	const sr_header *h;
 	int64_t		version;
-	bool		skip;
-	sr_error	ignored;
+	bool		skip,
+				b[3];
 
 	if (!sr_header_int(sr_find_header(hs, n, "version"), &version) ||
 		(version != 1 && version != 2))
@@ -559,14 +540,16 @@ sr_event_from_headers(sr_decoder *dec, const sr_header *hs, size_t n,
 	job->operation = sr_event_lookup_op(job->version, h->value, h->value_len);
 	if (job->operation == NULL)
 		return SR_DECODE_ERROR;
+	job->source = SR_SOURCE_HEADERS;
 	if (strcmp(job->operation, "insert") != 0)
 		return SR_DECODE_SKIP;
 
+	if (!sr_header_opt_text(dec, sr_find_header(hs, n, "primary_hash"),
+							&o->primary_hash))
+		return SR_DECODE_ERROR;
 	h = sr_find_header(hs, n, "event_id");
 	if (h == NULL || h->value == NULL ||
-		!sr_event_set_event_id(job, h->value, h->value_len, &ignored))
-		return SR_DECODE_ERROR;
-	if (!sr_header_int(sr_find_header(hs, n, "project_id"), &job->project_id))
+		!sr_header_opt_text(dec, h, &o->event_id))
 		return SR_DECODE_ERROR;
 	h = sr_find_header(hs, n, "group_id");
 	if (h != NULL && h->value != NULL)
@@ -575,60 +558,26 @@ sr_event_from_headers(sr_decoder *dec, const sr_header *hs, size_t n,
 			return SR_DECODE_ERROR;
 		job->has_group_id = true;
 	}
-	if (!sr_header_opt_text(dec, sr_find_header(hs, n, "primary_hash"),
-							&o->primary_hash) ||
+	if (!sr_header_int(sr_find_header(hs, n, "project_id"), &job->project_id) ||
 		!sr_header_opt_text(dec, sr_find_header(hs, n, "occurrence_id"),
 							&o->occurrence_id))
 		return SR_DECODE_ERROR;
 	if (!sr_header_bool(sr_find_header(hs, n, "skip_consume"), &skip) ||
-		!sr_header_bool(sr_find_header(hs, n, "is_new"), &job->is_new) ||
-		!sr_header_bool(sr_find_header(hs, n, "is_regression"),
-						&job->is_regression) ||
-		!sr_header_bool(sr_find_header(hs, n, "is_new_group_environment"),
-						&job->is_new_group_environment))
+		!sr_header_bool(sr_find_header(hs, n, "is_new"), &b[0]) ||
+		!sr_header_bool(sr_find_header(hs, n, "is_regression"), &b[1]) ||
+		!sr_header_bool(sr_find_header(hs, n, "is_new_group_environment"), &b[2]))
+		return SR_DECODE_ERROR;
+	job->is_new = b[0] ? SR_FLAG_TRUE : SR_FLAG_FALSE;
+	job->is_regression = b[1] ? SR_FLAG_TRUE : SR_FLAG_FALSE;
+	job->is_new_group_environment = b[2] ? SR_FLAG_TRUE : SR_FLAG_FALSE;
+	if (!sr_header_group_states(dec, sr_find_header(hs, n, "group_states"),
+								&o->group_states))
 		return SR_DECODE_ERROR;
 
-	/* queue: optional, but a header present with a null value is invalid */
+	/* queue: optional, but a header present with a null value raises */
 	h = sr_find_header(hs, n, "queue");
-	if (h != NULL && h->value == NULL)
+	if (h != NULL && (h->value == NULL || !sr_header_opt_text(dec, h, &o->queue)))
 		return SR_DECODE_ERROR;
-	if (!sr_header_opt_text(dec, h, &o->queue))
-		return SR_DECODE_ERROR;
-
-	h = sr_find_header(hs, n, "group_states");
-	if (h != NULL && h->value != NULL &&
-		!(h->value_len == 4 && memcmp(h->value, "null", 4) == 0))
-	{
-		struct json_object *gs;
-		bool		ok;
-		int			ndrop;
-		size_t		mark = dec->arena_len;
-
-		if (h->value_len > dec->max_message_bytes)
-			return SR_DECODE_ERROR;
-
-		/*
-		 * Plain JSON is read directly (the skim checks its UTF-8 too);
-		 * anything else is checked as text and goes to json-c.
-		 */
-		if (dec->skim_min == 0 ||
-			!sr_json_skim(h->value, h->value_len, NULL, 0, NULL, 0, &ndrop, NULL) ||
-			!sr_fast_group_states(dec, h->value, h->value_len, &o->group_states))
-		{
-			dec->arena_len = mark;
-			if (!sr_check_text("header", h->value, h->value_len, &ignored))
-				return SR_DECODE_ERROR;
-			gs = sr_parse_json(dec, "group_states header", h->value,
-							   h->value_len, &ignored);
-			if (gs == NULL)
-				return SR_DECODE_ERROR;
-			ok = sr_event_group_states(dec, gs, &o->group_states, &ignored);
-			json_object_put(gs);
-			if (!ok)
-				return SR_DECODE_ERROR;
-		}
-	}
-	job->source = SR_SOURCE_HEADERS;
 	if (skip)
 	{
 		job->skip_consume = true;
@@ -642,7 +591,30 @@ sr_event_reset(sr_decoder *dec, sr_job *job, sr_job_offsets *o)
 {
 	sr_arena_reset(dec);
 	memset(job, 0, sizeof(*job));
-	o->primary_hash = o->group_states = o->occurrence_id = o->queue = SR_ANULL;
+	job->is_new = job->is_regression = job->is_new_group_environment = SR_FLAG_NULL;
+	o->event_id = o->primary_hash = o->group_states = o->occurrence_id =
+		o->queue = SR_ANULL;
+}
+
+/* Write v in decimal at p; returns the number of characters. */
+static size_t
+sr_event_format_int(char *p, int64_t v)
+{
+	char		tmp[24];
+	size_t		n = 0,
+				k = 0;
+	uint64_t	u = v < 0 ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+
+	do
+	{
+		tmp[n++] = (char) ('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0)
+		p[k++] = '-';
+	for (size_t i = 0; i < n; i++)
+		p[k++] = tmp[n - 1 - i];
+	return k;
 }
 
 sr_decode_status
@@ -652,6 +624,9 @@ sr_decode_event(sr_decoder *dec, const void *value, size_t value_len,
 {
 	sr_job_offsets o;
 	sr_decode_status st = SR_DECODE_ERROR;
+	sr_aoff		cache_key;
+	char		num[24];
+	size_t		numlen;
 
 	err->cls = SR_OK;
 	err->message[0] = '\0';
@@ -667,14 +642,23 @@ sr_decode_event(sr_decoder *dec, const void *value, size_t value_len,
 	if (st != SR_DECODE_JOB)
 		return st;
 
+	/* e:{event_id}:{project_id}, as Sentry's cache_key_for_event */
+	numlen = sr_event_format_int(num, job->project_id);
+	cache_key = dec->arena_len;
+	if (!sr_arena_append(dec, "e:", 2, err) ||
+		!sr_arena_append(dec, sr_arena_str(dec, o.event_id),
+						 strlen(sr_arena_str(dec, o.event_id)), err) ||
+		!sr_arena_append(dec, ":", 1, err) ||
+		!sr_arena_append(dec, num, numlen, err) ||
+		!sr_arena_append(dec, "", 1, err))
+		return SR_DECODE_ERROR;
+
+	/* the arena may have moved: resolve offsets only now */
+	job->event_id = sr_arena_str(dec, o.event_id);
+	job->cache_key = sr_arena_str(dec, cache_key);
 	job->primary_hash = sr_arena_str(dec, o.primary_hash);
 	job->group_states = sr_arena_str(dec, o.group_states);
 	job->occurrence_id = sr_arena_str(dec, o.occurrence_id);
-	job->queue = o.queue != SR_ANULL ? sr_arena_str(dec, o.queue) : SR_DEFAULT_QUEUE;
-	/* e:{event_id}:{project_id}; project_id is never negative */
-	memcpy(job->cache_key, "e:", 2);
-	memcpy(job->cache_key + 2, job->event_id, 32);
-	job->cache_key[34] = ':';
-	job->cache_key[35 + sr_event_format_uint(job->cache_key + 35, job->project_id)] = '\0';
+	job->queue = sr_arena_str(dec, o.queue);
 	return SR_DECODE_JOB;
 }

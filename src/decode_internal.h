@@ -37,6 +37,7 @@ typedef size_t sr_aoff;
 /* Scratch state: arena offsets of a job's strings until they are resolved. */
 typedef struct sr_job_offsets
 {
+	sr_aoff		event_id;
 	sr_aoff		primary_hash;
 	sr_aoff		group_states;
 	sr_aoff		occurrence_id;
@@ -77,12 +78,14 @@ extern bool sr_parse_iso8601(const char *s, size_t len, const char *field,
 extern const sr_header *sr_find_header(const sr_header *headers,
 									   size_t nheaders, const char *name);
 
+/* decode_python.c: Python's int() and truthiness, as Sentry applies them */
+extern bool sr_py_int(const char *s, size_t len, bool str_mode, int64_t *out,
+					  bool *fits, bool *zero);
+extern bool sr_py_int_json(struct json_object *v, int64_t *out, bool *fits);
+extern bool sr_json_truthy(struct json_object *v);
+
 /* decode_event.c, shared with the fast path */
 extern const char *sr_event_lookup_op(int version, const char *op, size_t len);
-extern bool sr_event_set_event_id(sr_job *job, const char *s, size_t len,
-								  sr_error *err);
-extern bool sr_event_append_group_state(sr_decoder *dec, size_t i, int64_t id,
-										const bool flags[3], sr_error *err);
 
 /* decode_fast.c: SR_DECODE_ERROR means "declined", with err untouched */
 struct sr_skim_pick;
@@ -91,7 +94,5 @@ extern const char *const sr_fast_task_members[];
 extern sr_decode_status sr_event_fast(sr_decoder *dec, const char *buf,
 									  const struct sr_skim_pick *pick,
 									  sr_job *job, sr_job_offsets *o);
-extern bool sr_fast_group_states(sr_decoder *dec, const char *p, size_t len,
-								 sr_aoff *off);
 
 #endif							/* SR_DECODE_INTERNAL_H */

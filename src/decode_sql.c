@@ -1,7 +1,8 @@
 /*
  * decode_sql.c - SQL-callable wrappers around the pure decoders:
  *
- *   sentry_relay.decode_event_message(value bytea, headers jsonb) -> jsonb
+ *   sentry_relay.decode_event_message(value bytea, headers jsonb,
+ *                                     default_queue text) -> jsonb
  *   sentry_relay.decode_commit_log_message(key, value, headers) -> record
  *
  * Decoder errors become ereport(ERROR) with the SQLSTATE of their class.
@@ -176,24 +177,39 @@ sr_json_text_or_null(StringInfo buf, const char *s)
 		escape_json(buf, s);
 }
 
+static void
+sr_json_flag(StringInfo buf, const char *key, sr_flag f)
+{
+	sr_json_key(buf, key, false);
+	appendStringInfoString(buf, f == SR_FLAG_NULL ? "null" : f == SR_FLAG_TRUE ? "true" : "false");
+}
+
 Datum
 sr_decode_event_message(PG_FUNCTION_ARGS)
 {
-	bytea	   *value;
+	bytea	   *value = NULL;
 	sr_header  *headers = NULL;
 	size_t		nheaders = 0;
+	const char *default_queue = "post_process_errors";
 	sr_job		job;
 	sr_error	err;
 	sr_decode_status st;
 	StringInfoData buf;
 
-	sr_require_arg(fcinfo, 0, "value");
-	value = PG_GETARG_BYTEA_PP(0);
+	/* a NULL value (a Kafka tombstone) may still be decoded from headers */
+	if (!PG_ARGISNULL(0))
+		value = PG_GETARG_BYTEA_PP(0);
 	if (!PG_ARGISNULL(1))
 		headers = sr_headers_from_jsonb(PG_GETARG_JSONB_P(1), &nheaders);
+	if (PG_NARGS() > 2)
+	{
+		sr_require_arg(fcinfo, 2, "default_queue");
+		default_queue = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	}
 
-	st = sr_decode_event(sr_get_decoder(), VARDATA_ANY(value),
-						 VARSIZE_ANY_EXHDR(value), headers, nheaders, &job, &err);
+	st = sr_decode_event(sr_get_decoder(), value ? VARDATA_ANY(value) : NULL,
+						 value ? VARSIZE_ANY_EXHDR(value) : 0, headers, nheaders,
+						 &job, &err);
 	if (st == SR_DECODE_ERROR)
 		sr_raise(&err, false);
 	if (st == SR_DECODE_SKIP)
@@ -205,6 +221,8 @@ sr_decode_event_message(PG_FUNCTION_ARGS)
 	appendStringInfo(&buf, "%d", job.version);
 	sr_json_key(&buf, "operation", false);
 	escape_json(&buf, job.operation);
+	sr_json_key(&buf, "source", false);
+	escape_json(&buf, job.source == SR_SOURCE_HEADERS ? "headers" : "body");
 	sr_json_key(&buf, "project_id", false);
 	appendStringInfo(&buf, INT64_FORMAT, job.project_id);
 	sr_json_key(&buf, "group_id", false);
@@ -216,19 +234,16 @@ sr_decode_event_message(PG_FUNCTION_ARGS)
 	escape_json(&buf, job.event_id);
 	sr_json_key(&buf, "primary_hash", false);
 	sr_json_text_or_null(&buf, job.primary_hash);
-	sr_json_key(&buf, "is_new", false);
-	appendStringInfoString(&buf, job.is_new ? "true" : "false");
-	sr_json_key(&buf, "is_regression", false);
-	appendStringInfoString(&buf, job.is_regression ? "true" : "false");
-	sr_json_key(&buf, "is_new_group_environment", false);
-	appendStringInfoString(&buf, job.is_new_group_environment ? "true" : "false");
+	sr_json_flag(&buf, "is_new", job.is_new);
+	sr_json_flag(&buf, "is_regression", job.is_regression);
+	sr_json_flag(&buf, "is_new_group_environment", job.is_new_group_environment);
 	sr_json_key(&buf, "group_states", false);
-	/* already canonical JSON built by the decoder */
+	/* the value's JSON text as sent, which the decoder found jsonb can hold */
 	appendStringInfoString(&buf, job.group_states ? job.group_states : "null");
 	sr_json_key(&buf, "occurrence_id", false);
 	sr_json_text_or_null(&buf, job.occurrence_id);
 	sr_json_key(&buf, "queue", false);
-	escape_json(&buf, job.queue);
+	escape_json(&buf, job.queue ? job.queue : default_queue);
 	sr_json_key(&buf, "cache_key", false);
 	escape_json(&buf, job.cache_key);
 	appendStringInfoChar(&buf, '}');

@@ -76,8 +76,39 @@ sr_launcher_role_usable(Oid *roleid)
 }
 
 /*
+ * In a transaction: whether the extension's schema is the version this
+ * library was built for.  Between installing a new version and ALTER
+ * EXTENSION UPDATE the schema is older than the workers expect (0.3.0's
+ * workers store NULL task flags, which 0.2.0's columns refuse), so no worker
+ * runs until the update.  Logged when it appears or changes.
+ */
+static bool
+sr_launcher_version_matches(const char *extversion)
+{
+	static char last[64] = SR_EXTVERSION;
+	bool		match = strcmp(extversion, SR_EXTVERSION) == 0;
+
+	if (strcmp(extversion, last) != 0)
+	{
+		if (!match)
+			ereport(WARNING,
+					(errmsg("sentry_relay's library is version %s, but the extension in database \"%s\" is at version %s; no relay worker is started",
+							SR_EXTVERSION, sr_database, extversion),
+					 errhint("Run ALTER EXTENSION sentry_relay UPDATE in database \"%s\".",
+							 sr_database)));
+		else
+			ereport(LOG,
+					(errmsg("the sentry_relay extension is at version %s: relay workers start",
+							extversion)));
+		strlcpy(last, extversion, sizeof(last));
+	}
+	return match;
+}
+
+/*
  * Read the enabled streams; returns false (and no stream) if the extension
- * is absent or the worker role is unusable, so that no worker runs.
+ * is absent, at another version than the library, or the worker role is
+ * unusable, so that no worker runs.
  */
 static bool
 sr_launcher_read_streams(List **out)
@@ -93,8 +124,10 @@ sr_launcher_read_streams(List **out)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "reading sentry_relay.streams");
 
-	ret = SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sentry_relay'", true, 1);
-	if (ret == SPI_OK_SELECT && SPI_processed == 1 && sr_launcher_role_usable(&roleid))
+	ret = SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'sentry_relay'", true, 1);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1 &&
+		sr_launcher_version_matches(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) &&
+		sr_launcher_role_usable(&roleid))
 	{
 		Oid			save_userid;
 		int			save_sec;

@@ -141,6 +141,7 @@ sr_parse_options(Jsonb *options, sr_stream_def *def)
 
 	def->bootstrap_servers = NULL;
 	def->eventstream_type = pstrdup("error");
+	def->default_queue = NULL;
 	def->keep_body = false;
 	def->kafka_props = NIL;
 
@@ -179,6 +180,17 @@ sr_parse_options(Jsonb *options, sr_stream_def *def)
 						 errmsg("option \"eventstream_type\" must be \"error\", \"transaction\" or \"generic\""),
 						 errhint("Sentry's streams: errors use \"error\", transactions \"transaction\", the issue platform \"generic\".")));
 			def->eventstream_type = t;
+		}
+		else if (strcmp(key, "default_queue") == 0)
+		{
+			if (v.type != jbvString || v.val.string.len == 0 ||
+				v.val.string.len > 255 ||
+				memchr(v.val.string.val, '\0', v.val.string.len) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"default_queue\" must be a string of 1 to 255 bytes"),
+						 errhint("It names the queue of jobs whose message names none, for example \"post_process_transactions\".")));
+			def->default_queue = pnstrdup(v.val.string.val, v.val.string.len);
 		}
 		else if (strcmp(key, "keep_body") == 0)
 		{
@@ -225,8 +237,24 @@ sr_parse_options(Jsonb *options, sr_stream_def *def)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown stream option \"%s\"", key),
-					 errhint("Valid options are bootstrap_servers, eventstream_type, keep_body and kafka.")));
+					 errhint("Valid options are bootstrap_servers, eventstream_type, default_queue, keep_body and kafka.")));
 	}
+	if (def->default_queue == NULL)
+		def->default_queue = pstrdup(sr_default_queue_for(def->eventstream_type));
+}
+
+/*
+ * The queue of a job whose message names none, by eventstream type: the
+ * queues Sentry's post_process_group runs on for each stream.
+ */
+const char *
+sr_default_queue_for(const char *eventstream_type)
+{
+	if (strcmp(eventstream_type, "transaction") == 0)
+		return "post_process_transactions";
+	if (strcmp(eventstream_type, "generic") == 0)
+		return "post_process_issue_platform";
+	return "post_process_errors";
 }
 
 /*

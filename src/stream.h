@@ -31,12 +31,16 @@ typedef struct sr_stream_def
 	/* options */
 	char	   *bootstrap_servers;	/* NULL: sentry_relay.bootstrap_servers */
 	char	   *eventstream_type;
+	char	   *default_queue;	/* for jobs whose message names no queue */
 	bool		keep_body;
 	List	   *kafka_props;	/* of sr_kv */
 } sr_stream_def;
 
 /* Parse (and check) options into def; ereport(ERROR) on a bad option. */
 extern void sr_parse_options(Jsonb *options, sr_stream_def *def);
+
+/* The default queue of an eventstream type ("error", "transaction", ...). */
+extern const char *sr_default_queue_for(const char *eventstream_type);
 
 /* Parse "name=value;name=value" (sentry_relay.kafka_properties). */
 extern List *sr_parse_property_list(const char *s, const char *what);

@@ -3,9 +3,13 @@
  *
  * Input layout: a header block (see fuzz_headers) then the message body.
  * Checks that every outcome is well formed: an error has a class and a
- * UTF-8 message; a job has a 32-hex event id, UTF-8 strings and a queue.
+ * UTF-8 message; a job has UTF-8 strings, its cache key, and group_states
+ * that is JSON jsonb can hold.
  */
+#include <json-c/json.h>
+
 #include "fuzz_common.h"
+#include "json_locate.h"
 
 static sr_decoder *fuzz_dec;
 
@@ -43,17 +47,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			break;
 		case SR_DECODE_JOB:
-			if (strlen(job.event_id) != 32 || strspn(job.event_id, "0123456789abcdef") != 32)
+			if (job.event_id == NULL || job.cache_key == NULL ||
+				strncmp(job.cache_key, "e:", 2) != 0 ||
+				strncmp(job.cache_key + 2, job.event_id, strlen(job.event_id)) != 0)
 				abort();
-			if (job.queue == NULL || job.project_id < 0 ||
-				(job.has_group_id && job.group_id < 0))
-				abort();
+			fuzz_check_text(job.event_id);
 			fuzz_check_text(job.primary_hash);
 			fuzz_check_text(job.occurrence_id);
 			fuzz_check_text(job.queue);
 			fuzz_check_text(job.group_states);
-			if (job.group_states != NULL && job.group_states[0] != '[')
-				abort();
+			if (job.group_states != NULL)
+			{
+				struct json_object *gs = json_tokener_parse(job.group_states);
+
+				/* "null" is no group_states: the decoder gives SQL NULL */
+				if (gs == NULL ||
+					!sr_json_jsonb_safe(job.group_states, strlen(job.group_states)))
+					abort();
+				json_object_put(gs);
+			}
 			break;
 		default:
 			abort();

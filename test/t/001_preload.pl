@@ -25,11 +25,11 @@ like($log, qr/invalid configuration parameter name "sentry_relay\.no_such_settin
 $node->safe_psql('postgres', 'CREATE EXTENSION sentry_relay');
 is($node->safe_psql('postgres',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'sentry_relay'}),
-	'0.2.0', 'extension version 0.2.0 installed');
+	'0.3.0', 'extension version 0.3.0 installed');
 
 my $job = $node->safe_psql('postgres', q{
 SELECT sentry_relay.decode_event_message(
-  convert_to('[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":5},{"is_new":true,"is_regression":false}]', 'UTF8'))->>'cache_key'});
+  convert_to('[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":5,"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]', 'UTF8'))->>'cache_key'});
 is($job, 'e:0123456789abcdef0123456789abcdef:5', 'decoder works in a backend');
 
 # a bad message is an ERROR for the statement, never a crash of the backend

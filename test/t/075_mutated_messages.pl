@@ -47,7 +47,7 @@ sub valid_message
 		{ project_id => 1, transaction_id => 'x' } ]) if $r < 0.10;
 	return $json->encode([ 1, 'insert', { event_id => sprintf('%032x', $seq), project_id => 3, group_id => 7,
 		primary_hash => 'abc', data => {} }, { is_new => JSON::PP::false, is_regression => JSON::PP::true,
-		is_sample => JSON::PP::false } ]) if $r < 0.15;
+		is_sample => JSON::PP::false, is_new_group_environment => JSON::PP::false } ]) if $r < 0.15;
 	return event_message(seq => $seq, project_id => 1 + $seq % 5);
 }
 

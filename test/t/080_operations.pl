@@ -3,8 +3,8 @@
 #   2. a fast shutdown in the middle of a drain: quick, and nothing lost;
 #   3. pg_dump and pg_restore into a new cluster: streams and offsets
 #      survive, and the relay resumes at the stored offsets;
-#   4. ALTER EXTENSION sentry_relay UPDATE from 0.1.0 with data in place,
-#      giving the same schema as a fresh install.
+#   4. ALTER EXTENSION sentry_relay UPDATE from 0.1.0 through 0.2.0 to
+#      0.3.0 with data in place, giving the same schema as a fresh install.
 # The drops (DROP DATABASE, DROP EXTENSION) are in 081_drops.pl.
 use strict;
 use warnings;
@@ -163,17 +163,35 @@ $restored->stop;
 $node->stop;
 
 ################################################################
-# 4. ALTER EXTENSION UPDATE from 0.1.0, with a stream, jobs and offsets.
+# 4. ALTER EXTENSION UPDATE from 0.1.0 through 0.2.0 to 0.3.0, with a
+#    stream, jobs, dead letters and offsets in place.  This library starts
+#    no worker while the schema is at another version, so the older
+#    versions' data is written as their workers left it, and the relay must
+#    resume from it after the update.
 ################################################################
 # 0.1.0 had no worker role: its workers ran as the bootstrap superuser
 my $up = bare_node('upgrade', $kafka, 'sentry_relay.database' => 'postgres', 'sentry_relay.worker_role' => '');
+$log_offset = -s $up->logfile;
 $up->safe_psql('postgres', q{CREATE EXTENSION sentry_relay VERSION '0.1.0'});
 create_stream_in($up, 'postgres', 'up', 'up-events', 'up-clog');
+ok($up->wait_for_log(qr/sentry_relay's library is version 0\.3\.0, but the extension in database "postgres" is at version 0\.1\.0; no relay worker is started/, $log_offset),
+	'upgrade: on the 0.1.0 schema no worker starts, and the log says why');
 produce_events($kafka, 'up-events', $_, 20) for 0, 1;
 commit_log_to_parts($kafka, 'up-events', 'up-clog', 10, 0, 1);
-is(poll($up, 'postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'up'}, '20'), '20',
-	'upgrade: the 0.1.0 schema relays 20 jobs');
-$up->safe_psql('postgres', q{INSERT INTO sentry_relay.dead_letters (stream, topic, partition, "offset", value, error, sqlstate, error_class)
+# what 0.1.0's workers stored after relaying offsets 0..9 of both
+# partitions and reading the two commit-log entries
+$up->safe_psql('postgres', q{
+INSERT INTO sentry_relay.jobs (stream, topic, partition, "offset", queue, eventstream_type, project_id,
+    group_id, event_id, primary_hash, is_new, is_regression, is_new_group_environment, cache_key)
+  SELECT 'up', 'up-events', p, o, 'post_process_errors', 'error', 1, 100, lpad(to_hex(p * 100 + o), 32, '0'),
+         NULL, true, false, false, 'e:' || lpad(to_hex(p * 100 + o), 32, '0') || ':1'
+    FROM generate_series(0, 1) p, generate_series(0, 9) o;
+INSERT INTO sentry_relay.partition_state (stream, partition, topic, local_offset, state)
+  VALUES ('up', 0, 'up-events', 10, 'SYNCHRONIZED'), ('up', 1, 'up-events', 10, 'SYNCHRONIZED');
+INSERT INTO sentry_relay.remote_offsets (stream, partition, consumer_group, "offset", source)
+  VALUES ('up', 0, 'snuba-consumers', 10, 'commit_log'), ('up', 1, 'snuba-consumers', 10, 'commit_log');
+INSERT INTO sentry_relay.commit_log_positions (stream, partition, "offset") VALUES ('up', 0, 2);
+INSERT INTO sentry_relay.dead_letters (stream, topic, partition, "offset", value, error, sqlstate, error_class)
   VALUES ('up', 'up-events', 0, 999, 'x', 'test', '22032', 'invalid_json')});
 my $data = q{SELECT (SELECT string_agg(name || ':' || workers || ':' || enabled, ',') FROM sentry_relay.streams) || ' '
   || (SELECT string_agg(partition || ':' || local_offset, ',' ORDER BY partition) FROM sentry_relay.partition_state) || ' '
@@ -181,23 +199,39 @@ my $data = q{SELECT (SELECT string_agg(name || ':' || workers || ':' || enabled,
   || (SELECT count(*) FROM sentry_relay.dead_letters)};
 my $data_before = $up->safe_psql('postgres', $data);
 is($data_before, 'up:1:true 0:10,1:10 20:20 1', 'upgrade: data before the update');
-# the upgrade procedure: restart with the new version's settings (the
-# default worker role, which the update creates), then update at once
-$up->append_conf('postgresql.conf', "sentry_relay.worker_role = 'sentry_relay_relay'\n");
+my $version = q{SELECT extversion FROM pg_extension WHERE extname = 'sentry_relay'};
+
+# 0.1.0 -> 0.2.0: still not this library's version
 $log_offset = -s $up->logfile;
+$up->safe_psql('postgres', q{ALTER EXTENSION sentry_relay UPDATE TO '0.2.0'});
+is($up->safe_psql('postgres', $version), '0.2.0', 'upgrade: at 0.2.0');
+is($up->safe_psql('postgres', $data), $data_before, 'upgrade: streams, offsets, jobs and dead letters survived 0.2.0');
+ok($up->wait_for_log(qr/extension in database "postgres" is at version 0\.2\.0; no relay worker is started/, $log_offset),
+	'upgrade: at 0.2.0 no worker starts either');
+
+# the upgrade procedure: restart with the new version's settings (the
+# default worker role, which 0.2.0 created), then update at once
+$up->append_conf('postgresql.conf', "sentry_relay.worker_role = 'sentry_relay_relay'\n");
 $up->restart;
-ok($up->wait_for_log(qr/sentry_relay.worker_role "sentry_relay_relay" does not exist; no relay worker is started/, $log_offset),
-	'upgrade: before the update, the new version starts no worker (its role does not exist yet)');
+is($up->safe_psql('postgres', 'SELECT count(*) FROM sentry_relay.workers'), '0',
+	'upgrade: before the update, no worker runs');
+$log_offset = -s $up->logfile;
 $up->safe_psql('postgres', q{ALTER EXTENSION sentry_relay UPDATE});
-is($up->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'sentry_relay'}),
-	'0.2.0', 'upgrade: now at 0.2.0');
-is($up->safe_psql('postgres', $data), $data_before, 'upgrade: streams, offsets, jobs and dead letters survived');
+is($up->safe_psql('postgres', $version), '0.3.0', 'upgrade: now at 0.3.0');
+is($up->safe_psql('postgres', $data), $data_before, 'upgrade: streams, offsets, jobs and dead letters survived 0.3.0');
+ok($up->wait_for_log(qr/the sentry_relay extension is at version 0\.3\.0: relay workers start/, $log_offset),
+	'upgrade: the launcher notices the update');
 commit_log_to_parts($kafka, 'up-events', 'up-clog', 20, 0, 1);
 is(poll($up, 'postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'up'}, '40'), '40',
 	'upgrade: the relay goes on after the update');
-is(per_partition($up, 'postgres', 'up'), '0:20:20:0-19 1:20:20:0-19', 'upgrade: offsets 0..19 exactly once');
+is(per_partition($up, 'postgres', 'up'), '0:20:20:0-19 1:20:20:0-19',
+	'upgrade: it resumed at the stored offsets: 0..19 exactly once');
 is($up->safe_psql('postgres', q{SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity WHERE backend_type = 'sentry_relay worker'}),
 	'sentry_relay_relay', 'upgrade: the workers now run as the worker role');
+is($up->safe_psql('postgres', q{SELECT string_agg(attname || ':' || attnotnull, ',' ORDER BY attname) FROM pg_attribute
+  WHERE attrelid = 'sentry_relay.jobs'::regclass AND attname LIKE 'is\_%'}),
+	'is_new:false,is_new_group_environment:false,is_regression:false',
+	'upgrade: the task flags accept NULL, as Sentry passes None on');
 
 # the updated schema equals a fresh install's
 $up->safe_psql('postgres', 'CREATE DATABASE fresh');

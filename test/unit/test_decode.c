@@ -4,6 +4,7 @@
  * arena lifetime and reuse of one decoder across many messages.  The SQL
  * behaviour is covered in depth by pg_regress (sql/decode_*.sql).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "decode.h"
@@ -54,8 +55,9 @@ test_body(sr_decoder *d)
 	ok(strcmp(j.cache_key, "e:" EID ":7") == 0, "cache key");
 	ok(j.group_states != NULL && strcmp(j.group_states,
 		"[{\"id\":9,\"is_new\":true,\"is_regression\":false,\"is_new_group_environment\":true}]") == 0,
-	   "group_states canonical JSON");
-	ok(j.is_new && !j.is_regression && j.is_new_group_environment, "flags");
+	   "group_states: the value's text as sent");
+	ok(j.is_new == SR_FLAG_TRUE && j.is_regression == SR_FLAG_FALSE &&
+	   j.is_new_group_environment == SR_FLAG_TRUE, "flags");
 }
 
 static void
@@ -70,7 +72,8 @@ test_headers(sr_decoder *d)
 	st = sr_decode_event(d, NULL, 5, full_headers, NFULL, &j, &e);
 	ok(st == SR_DECODE_JOB && j.source == SR_SOURCE_HEADERS,
 	   "complete headers decode without touching the body");
-	ok(j.project_id == 8 && j.group_id == 10 && !j.is_new && j.is_regression &&
+	ok(j.project_id == 8 && j.group_id == 10 && j.is_new == SR_FLAG_FALSE &&
+	   j.is_regression == SR_FLAG_TRUE &&
 	   strcmp(j.queue, "post_process_issue_platform") == 0 &&
 	   strcmp(j.primary_hash, "hh") == 0, "header fields");
 	ok(j.group_states && strstr(j.group_states, "\"id\":10") != NULL, "group_states from header");
@@ -114,10 +117,22 @@ test_errors(sr_decoder *d)
 		{"[3,\"insert\",{},{}]", SR_ERR_UNSUPPORTED_VERSION},
 		{"[2,\"explode\"]", SR_ERR_UNKNOWN_OPERATION},
 		{"[2]", SR_ERR_MISSING_FIELD},
-		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":99999999999999999999},{\"is_new\":true,\"is_regression\":true}]", SR_ERR_OUT_OF_RANGE},
-		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":-1},{\"is_new\":true,\"is_regression\":true}]", SR_ERR_OUT_OF_RANGE},
-		{"[2,\"insert\",{\"event_id\":\"xyz\",\"project_id\":1},{\"is_new\":true,\"is_regression\":true}]", SR_ERR_INVALID_VALUE},
-		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1},{\"is_new\":true,\"is_regression\":true,\"queue\":\"a\\u0000b\"}]", SR_ERR_NUL_CHARACTER},
+#define REQ_ED "\"group_id\":null,\"primary_hash\":null"
+#define REQ_TS "\"is_new\":true,\"is_regression\":true,\"is_new_group_environment\":null"
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":99999999999999999999," REQ_ED "},{" REQ_TS "}]", SR_ERR_OUT_OF_RANGE},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":\"7\"," REQ_ED "},{" REQ_TS "}]", SR_ERR_WRONG_TYPE},
+		{"[2,\"insert\",{\"event_id\":null,\"project_id\":1," REQ_ED "},{" REQ_TS "}]", SR_ERR_WRONG_TYPE},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1," REQ_ED "},{" REQ_TS ",\"queue\":\"a\\u0000b\"}]", SR_ERR_NUL_CHARACTER},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1,\"primary_hash\":null},{" REQ_TS "}]", SR_ERR_MISSING_FIELD},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1,\"group_id\":null},{" REQ_TS "}]", SR_ERR_MISSING_FIELD},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1," REQ_ED "},{\"is_new\":true,\"is_regression\":true}]", SR_ERR_MISSING_FIELD},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1," REQ_ED "},{" REQ_TS "},{}]", SR_ERR_INVALID_VALUE},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1," REQ_ED "},[1]]", SR_ERR_WRONG_TYPE},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1," REQ_ED "},{" REQ_TS ",\"group_states\":[\"\\u0000\"]}]", SR_ERR_INVALID_VALUE},
+		{"[2,\"insert\",{\"event_id\":\"" EID "\",\"project_id\":1," REQ_ED "},{" REQ_TS ",\"group_states\":[1e1001]}]", SR_ERR_INVALID_VALUE},
+		{"[\"2.0\",\"insert\",{},{}]", SR_ERR_UNSUPPORTED_VERSION},
+		{"[null,\"insert\",{},{}]", SR_ERR_WRONG_TYPE},
+		{"[false,\"insert\",{},{}]", SR_ERR_UNSUPPORTED_VERSION},
 		{"[2,\"\xff\"]", SR_ERR_INVALID_UTF8},
 	};
 	char		deep[20001];
@@ -147,6 +162,142 @@ test_errors(sr_decoder *d)
 	sr_decoder_set_max_message_bytes(d, SR_DEFAULT_MAX_MESSAGE_BYTES);
 	ok(strcmp(sr_errclass_sqlstate(SR_ERR_INVALID_JSON), "22032") == 0 &&
 	   strcmp(sr_errclass_sqlstate(SR_ERR__COUNT), "XX000") == 0, "sqlstate table");
+}
+
+
+/* Decode a body; the status. */
+static sr_decode_status
+body(sr_decoder *d, const char *msg, sr_job *j)
+{
+	sr_error	e;
+
+	return sr_decode_event(d, msg, strlen(msg), NULL, 0, j, &e);
+}
+
+#define ED_OK "{\"event_id\":\"" EID "\",\"project_id\":7,\"group_id\":null,\"primary_hash\":null}"
+#define TS_OK "\"is_new\":true,\"is_regression\":false,\"is_new_group_environment\":false"
+
+/* Sentry's rules (docs/decoding.md) where they are loose. */
+static void
+test_sentry_rules(sr_decoder *d)
+{
+	static const char *const versions[] = {
+		"\" 2 \"", "\"+2\"", "\"0_2\"", "\"002\"", "2.9", "2e0", "true", NULL
+	};
+	static const char *const falsy[] = {
+		"null", "false", "0", "0.0", "\"\"", "[]", "{}", NULL
+	};
+	static const char *const truthy[] = {
+		"true", "1", "-1", "0.5", "\"0\"", "\"false\"", "[0]", "{\"a\":1}", NULL
+	};
+	char		msg[1024];
+	sr_job		j;
+	sr_error	e;
+	sr_header	hs[NFULL];
+
+	_Static_assert(sizeof(msg) >= 900, "room for the long event ids");
+
+	for (int i = 0; versions[i] != NULL; i++)
+	{
+		snprintf(msg, sizeof(msg), "[%s,\"insert\"," ED_OK ",{" TS_OK "}]", versions[i]);
+		ok(body(d, msg, &j) == SR_DECODE_JOB && j.version == (strcmp(versions[i], "true") == 0 ? 1 : 2),
+		   "version %s is read as Python's int() reads it", versions[i]);
+	}
+	for (int i = 0; falsy[i] != NULL; i++)
+	{
+		snprintf(msg, sizeof(msg), "[2,\"insert\"," ED_OK ",{" TS_OK ",\"skip_consume\":%s}]", falsy[i]);
+		ok(body(d, msg, &j) == SR_DECODE_JOB, "skip_consume %s is falsy: a job", falsy[i]);
+	}
+	for (int i = 0; truthy[i] != NULL; i++)
+	{
+		snprintf(msg, sizeof(msg), "[2,\"insert\",42,{\"skip_consume\":%s}]", truthy[i]);
+		ok(body(d, msg, &j) == SR_DECODE_SKIP && j.skip_consume,
+		   "skip_consume %s is truthy: skipped before event data is read", truthy[i]);
+	}
+	ok(body(d, "[2,\"insert\",{\"event_id\":\"ABC-def\",\"project_id\":-3,\"group_id\":5,"
+			"\"primary_hash\":\"h\"},{\"is_new\":null,\"is_regression\":1,"
+			"\"is_new_group_environment\":\"\",\"group_states\":[{\"id\":\"124\",\"x\":null}]}]", &j) == SR_DECODE_JOB &&
+	   strcmp(j.event_id, "ABC-def") == 0 && strcmp(j.cache_key, "e:ABC-def:-3") == 0 &&
+	   j.is_new == SR_FLAG_NULL && j.is_regression == SR_FLAG_TRUE &&
+	   j.is_new_group_environment == SR_FLAG_FALSE && j.queue == NULL &&
+	   strcmp(j.group_states, "[{\"id\":\"124\",\"x\":null}]") == 0,
+	   "event id as sent, negative project id, None and truthy flags, string group ids as sent, no queue");
+	/* the same through json-c: an escape in a key declines the fast path */
+	ok(body(d, "[2,\"insert\",{\"event_id\":\"e\",\"project_id\":1,\"group_id\":5,"
+			"\"primary_hash\":\"h\",\"d\\u0061ta\":1},{\"is_new\":[],\"is_regression\":1,"
+			"\"is_new_group_environment\":null,\"group_states\":\"x\",\"gr\\u006fup_states\" : {\"k\": [1, 2.50]} }]", &j) == SR_DECODE_JOB &&
+	   j.is_new == SR_FLAG_FALSE && strcmp(j.group_states, "{\"k\": [1, 2.50]}") == 0,
+	   "whole parse: the last group_states (an escaped name) is kept as sent");
+	ok(body(d, "[2,\"insert\"," ED_OK ",{" TS_OK ",\"group_states\":[{\"id\":99999999999999999999999}]}]", &j) == SR_DECODE_JOB &&
+	   strcmp(j.group_states, "[{\"id\":99999999999999999999999}]") == 0,
+	   "group_states: a 23-digit id (declined by the skim) is kept as sent");
+	ok(body(d, "[1,\"delete\",5,6,7]", &j) == SR_DECODE_SKIP, "a skipped operation takes any elements");
+
+	/* the cache key copies the event id within the arena, across its growth */
+	{
+		static char eid[700];
+		bool		all = true;
+		sr_decoder *fresh = sr_decoder_create(SR_DEFAULT_MAX_MESSAGE_BYTES);
+
+		for (int len = 0; len < 650 && all; len++)
+		{
+			char		want[720];
+
+			memset(eid, 'a' + len % 26, (size_t) len);
+			eid[len] = '\0';
+			snprintf(msg, sizeof(msg), "[2,\"insert\",{\"event_id\":\"%s\",\"project_id\":7,"
+					 "\"group_id\":null,\"primary_hash\":null},{" TS_OK "}]", eid);
+			snprintf(want, sizeof(want), "e:%s:7", eid);
+			/* a new decoder per length, whose arena starts small */
+			sr_decoder_destroy(fresh);
+			fresh = sr_decoder_create(SR_DEFAULT_MAX_MESSAGE_BYTES);
+			all = body(fresh, msg, &j) == SR_DECODE_JOB && strcmp(j.event_id, eid) == 0 &&
+				strcmp(j.cache_key, want) == 0;
+			if (!all)
+				printf("# event id of %d characters\n", len);
+		}
+		sr_decoder_destroy(fresh);
+		ok(all, "event ids of 0 to 649 characters: event id and cache key intact");
+	}
+
+	/* headers */
+	memcpy(hs, full_headers, sizeof(hs));
+	hs[7].value = " 10 ";
+	hs[7].value_len = 4;
+	hs[8].value = "-0";
+	hs[8].value_len = 2;
+	hs[9].value = "0_0";
+	hs[9].value_len = 3;
+	hs[1].value = "\t+2\n";
+	hs[1].value_len = 4;
+	ok(sr_decode_event(d, NULL, 0, hs, NFULL, &j, &e) == SR_DECODE_JOB &&
+	   j.source == SR_SOURCE_HEADERS && j.is_new == SR_FLAG_TRUE &&
+	   j.is_regression == SR_FLAG_FALSE && j.is_new_group_environment == SR_FLAG_FALSE,
+	   "flag headers are bool(int(value)); the version int(value)");
+	memcpy(hs, full_headers, sizeof(hs));
+	hs[12].value = "{\"id\": 1}";
+	hs[12].value_len = 9;
+	ok(sr_decode_event(d, NULL, 0, hs, NFULL, &j, &e) == SR_DECODE_JOB &&
+	   j.source == SR_SOURCE_HEADERS && j.group_states == NULL,
+	   "a group_states header that is not a list: NULL, and the body is not read");
+	hs[12].value = "[1,";
+	hs[12].value_len = 3;
+	ok(sr_decode_event(d, NULL, 0, hs, NFULL, &j, &e) == SR_DECODE_JOB &&
+	   j.group_states == NULL, "a group_states header that is not JSON: NULL");
+	hs[12].value = " [{\"id\": \"7\"}] ";
+	hs[12].value_len = 15;
+	ok(sr_decode_event(d, NULL, 0, hs, NFULL, &j, &e) == SR_DECODE_JOB &&
+	   strcmp(j.group_states, " [{\"id\": \"7\"}] ") == 0, "a group_states header is kept as sent");
+	hs[12].value = "[\"\xff\"]";
+	hs[12].value_len = 4;
+	ok(sr_decode_event(d, insert_v2, strlen(insert_v2), hs, NFULL, &j, &e) == SR_DECODE_JOB &&
+	   j.source == SR_SOURCE_BODY, "a group_states header that is not UTF-8: the body");
+	memcpy(hs, full_headers, sizeof(hs));
+	hs[11].value = NULL;
+	ok(sr_decode_event(d, insert_v2, strlen(insert_v2), hs, NFULL, &j, &e) == SR_DECODE_JOB &&
+	   j.source == SR_SOURCE_BODY, "a queue header with a null value: the body");
+	ok(sr_decode_event(d, NULL, 0, full_headers, NFULL - 2, &j, &e) == SR_DECODE_JOB &&
+	   j.queue == NULL && j.group_states == NULL, "no queue header: no queue named");
 }
 
 static void
@@ -190,6 +341,7 @@ main(void)
 		test_body(d);
 		test_headers(d);
 		test_errors(d);
+		test_sentry_rules(d);
 		test_commit_log(d);
 	}
 	sr_decoder_destroy(d);

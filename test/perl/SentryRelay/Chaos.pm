@@ -458,7 +458,8 @@ sub counter_rises
 # faults
 
 # A broker_down not yet seen when PostgreSQL restarts (kill9 of a worker, an
-# immediate restart, stop_stream) cannot be judged: the workers view's
+# immediate restart, stop_stream, and the start_stream after it: a broker
+# that went down while no worker ran) cannot be judged: the workers view's
 # counters start from zero again, and what a worker counted after the last
 # sample is gone.  Such an observation is set aside and reported, not
 # counted as injected.
@@ -469,7 +470,7 @@ sub cut_broker_down_observations
 		$o->{cancelled} = 1;
 		$injected{broker_down}--;
 		$broker_down_cut++;
-		note('broker_down observation cut short by a PostgreSQL restart');
+		note('broker_down observation cut short by a PostgreSQL or stream restart');
 	}
 }
 
@@ -572,6 +573,9 @@ sub end_pg_faults
 			# the workers leave the view when stopped: wait for that first
 			$a->{saw_none} ||= wait_until($node,
 				qq{SELECT count(*) = 0 FROM sentry_relay.workers WHERE stream = '$STREAM'}, 60);
+			# a broker_down injected while the stream was stopped had no
+			# worker to see it, and the new workers' counters start at zero
+			cut_broker_down_observations();
 			# before the call: the launcher may start a worker before
 			# psql returns, and one started before $t1 was never counted
 			my $t1 = time;
@@ -1099,7 +1103,7 @@ sub report
 			  . 'workers-view restarts %d; produce failures %d',
 			$c{crash_restarts}, $c{pg_starts}, $c{worker_exits}, $totals{restarts} // 0, $produce_failures),
 		"foreign consumers the group never took in within 30 s (not counted above): $member_not_joined",
-		"broker_down observations cut short by a PostgreSQL restart (not counted above): $broker_down_cut",
+		"broker_down observations cut short by a PostgreSQL or stream restart (not counted above): $broker_down_cut",
 		'workers view (summed over epochs, lower bounds): '
 		  . join(', ', map { "$_ " . ($totals{$_} // 0) } @COUNTERS),
 	);

@@ -134,6 +134,38 @@ send_insert($transactions, transaction_event(), headers => 1, note => 'transacti
 send_insert($generic, occurrence_event(), note => 'occurrence, body');
 send_insert($generic, occurrence_event(), headers => 1, note => 'occurrence, headers');
 
+# Every Sentry-shaped fixture (test/fixtures/sentry), to its stream: the
+# body alone, and, for the inserts that have them, the body with its
+# headers and the headers with a body that is not JSON (which must not be
+# read).  Replacements and skip_consume give no job, every other fixture one.
+my $fixtures = "$ENV{SR_REPO}/test/fixtures/sentry";
+my %expect_job;
+my $nfixture = 0;
+opendir(my $dh, $fixtures) or die "$fixtures: $!";
+for my $f (sort grep { /\.json$/ && !/\.headers\.json$/ } readdir $dh)
+{
+	(my $name = $f) =~ s/\.json$//;
+	my $s = $name =~ /^transaction/ ? $transactions : $name =~ /^issue_platform/ ? $generic : $errors;
+	my $body = slurp_file("$fixtures/$f");
+	my $job = $name !~ /^replacement_/ && $name ne 'error_skip_consume';
+	my @variants = ([ 'body', $body, undef ]);
+	if (-e "$fixtures/$name.headers.json")
+	{
+		my $h = $json->decode(slurp_file("$fixtures/$name.headers.json"));
+		push @variants, [ 'body and headers', $body, $h ], [ 'headers, body not JSON', 'not json', $h ];
+	}
+	for my $v (@variants)
+	{
+		my $off = $kafka->produce($s->{topic}, 0, 'k', $v->[1], $v->[2]);
+		$sent{ $s->{name} }{$off} = { body => $v->[1], headers => $v->[2], note => "$name, $v->[0]" };
+		$expect_job{ $s->{name} }{$off} = $job;
+		$nfixture++;
+	}
+}
+closedir $dh;
+cmp_ok($nfixture, '>=', 40, "$nfixture fixture messages produced");
+my %first_fixture = map { my $sn = $_; ($sn => (sort { $a <=> $b } keys %{ $expect_job{$sn} })[0]) } keys %expect_job;
+
 # the writers commit, each on its own commit log and in its own group
 for my $s (@streams)
 {
@@ -145,8 +177,22 @@ for my $s (@streams)
 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM sentry_relay.dead_letters'), '0',
 	'nothing Sentry forwards is dead-lettered');
+# the inline messages: 4 error jobs, a skip_consume and a replacement; two
+# jobs on each of the other streams; then the fixtures' jobs and skips
+my %want = (errors => [ 4, 2 ], transactions => [ 2, 0 ], 'issue-platform' => [ 2, 0 ]);
+for my $sn (keys %expect_job)
+{
+	for my $j (values %{ $expect_job{$sn} }) { $want{$sn}[ $j ? 0 : 1 ]++ }
+}
 is($node->safe_psql('postgres', q{SELECT string_agg(stream || ':' || jobs || ':' || skipped, ' ' ORDER BY stream) FROM sentry_relay.workers}),
-	'errors:4:2 issue-platform:2:0 transactions:2:0', 'jobs and skips per stream');
+	join(' ', map { "$_:$want{$_}[0]:$want{$_}[1]" } sort keys %want), 'jobs and skips per stream');
+for my $sn (sort keys %expect_job)
+{
+	my @jobs = sort { $a <=> $b } grep { $expect_job{$sn}{$_} } keys %{ $expect_job{$sn} };
+	is($node->safe_psql('postgres', qq{SELECT string_agg("offset"::text, ',' ORDER BY "offset") FROM sentry_relay.jobs
+  WHERE stream = '$sn' AND "offset" >= $first_fixture{$sn}}),
+		join(',', @jobs), "$sn: each fixture that Sentry forwards is a job, the others are not");
+}
 
 # Each job row equals what the SQL decoder makes of the same message, with
 # the stream's default queue.
@@ -160,9 +206,11 @@ for my $s (@streams)
 	{
 		my $m = $sent{ $s->{name} }{$off};
 		next if $m->{note} eq 'skip_consume';
+		next if exists $expect_job{ $s->{name} }{$off} && !$expect_job{ $s->{name} }{$off};
 		my $hjson = $m->{headers} ? $json->encode({ map { @$_ } @{ $m->{headers} } }) : undef;
 		my $body = $m->{body};
 		$body =~ s/'/''/g;
+		$hjson =~ s/'/''/g if defined $hjson;
 		my $sql = sprintf(q{SELECT sentry_relay.decode_event_message(convert_to('%s', 'UTF8'), %s, '%s')
   - 'version' - 'operation' - 'source'},
 			$body, defined $hjson ? "'$hjson'" : 'NULL', $s->{queue});
@@ -182,9 +230,9 @@ is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT group_states::text,
 	'group_states with string ids, as sent, on both paths');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'errors' AND is_regression IS NULL}),
 	'1', 'a null is_regression is stored as NULL');
-is($node->safe_psql('postgres', q{SELECT string_agg(coalesce(group_id::text, '-') || ':' || group_states::text || ':' || eventstream_type, ' ') FROM sentry_relay.jobs WHERE stream = 'transactions'}),
+is($node->safe_psql('postgres', qq{SELECT string_agg(coalesce(group_id::text, '-') || ':' || group_states::text || ':' || eventstream_type, ' ') FROM sentry_relay.jobs WHERE stream = 'transactions' AND "offset" < $first_fixture{transactions}}),
 	'-:[]:transaction -:[]:transaction', 'transactions: no group, empty group_states');
-is($node->safe_psql('postgres', q{SELECT string_agg(coalesce(group_id::text, '-') || ':' || occurrence_id || ':' || coalesce(group_states::text, '-') || ':' || eventstream_type, ' ') FROM sentry_relay.jobs WHERE stream = 'issue-platform'}),
+is($node->safe_psql('postgres', qq{SELECT string_agg(coalesce(group_id::text, '-') || ':' || occurrence_id || ':' || coalesce(group_states::text, '-') || ':' || eventstream_type, ' ') FROM sentry_relay.jobs WHERE stream = 'issue-platform' AND "offset" < $first_fixture{'issue-platform'}}),
 	'-:3e9f0c1d8b7a4e6f9d2c5b8a7e6f4d3c:-:generic -:3e9f0c1d8b7a4e6f9d2c5b8a7e6f4d3c:-:generic',
 	'issue platform: the occurrence, no group');
 

@@ -150,6 +150,9 @@ def cases():
     add("python: body version '\\u0662' (Arabic-Indic two)", insert(version="\u0662"), "job", {"version": 2})
     add("python: body version '\\u00a02' (no-break space)", insert(version="\u00a02"), "job", {"version": 2})
     add("python: body version '\\u001c2' (int() does not strip \\x1c)", insert(version="\x1c2"), "error")
+    add("python: body version '\\u001f1' (int() does not strip \\x1f)", insert(version="\x1f1"), "error")
+    add("python: body version '\\u00852' (NEL)", js(["\x852", "start_merge"]).encode(), "skip")
+    add("python: body version '\\uff12' (fullwidth two)", js(["\uff12", "start_merge"]).encode(), "skip")
     add("body: [] ", b"[]", "error")
     add("body: [2]", b"[2]", "error")
     add("body: {}", b"{}", "error")
@@ -168,7 +171,9 @@ def cases():
     add("body: operation 'INSERT'", js([2, "INSERT", event_data(), task_state()]).encode(), "error")
     add("body: operation 'insert\\u0000'", js([2, "insert\x00", event_data(), task_state()]).encode(), "error")
     add("body: unknown operation", js([2, "explode", {}]).encode(), "error")
-    add("body: end_unmerge_hierarchical is not one of Sentry's", js([2, "end_unmerge_hierarchical", {"project_id": 1}]).encode(), "error")
+    for op in ("start_unmerge_hierarchical", "end_unmerge_hierarchical"):
+        add("body: v2 %s skips (deviation 8)" % op, js([2, op, {"project_id": 1}]).encode(), "skip")
+        add("body: v1 %s (deviation 8 is version 2's)" % op, js([1, op, {"project_id": 1}]).encode(), "error")
     for op in ("delete", "delete_groups", "merge", "unmerge"):
         add("body: v1 %s" % op, js([1, op, {"project_id": 1}]).encode(), "skip")
         add("body: v2 %s (a v1 operation)" % op, js([2, op, {"project_id": 1}]).encode(), "error")
@@ -232,8 +237,16 @@ def cases():
     add("body: event id 5", insert(ev=event_data(event_id=5)), "error")
     add("body: event id missing", insert(ev=event_data(event_id=DELETE)), "error")
     add("body: event id with \\u0000", insert(ev=event_data(event_id="ab\x00cd")), "error")
-    add("reading: body event id with an unpaired surrogate", insert(ev=event_data(event_id=Raw('"a\\ud800"'))), "error")
-    add("reading: body queue with an unpaired low surrogate", insert(ts=task_state(queue=Raw('"\\udc00x"'))), "error")
+    add("body: event id with an unpaired surrogate (deviation 5)", insert(ev=event_data(event_id=Raw('"a\\ud800"'))), "error")
+    add("body: queue with an unpaired low surrogate (deviation 5)", insert(ts=task_state(queue=Raw('"\\udc00x"'))), "error")
+    add("body: primary_hash with a high surrogate then a non-low escape (deviation 5)",
+        insert(ev=event_data(primary_hash=Raw('"\\ud800\\u0041"'))), "error")
+    add("body: occurrence_id with two high surrogates (deviation 5)",
+        insert(ev=event_data(occurrence_id=Raw('"\\ud800\\ud800"'))), "error")
+    add("body: event id with a surrogate pair", insert(ev=event_data(event_id=Raw('"\\uD83D\\uDE00"'))), "job",
+        {"event_id": "\U0001F600"})
+    add("headers: event id with a UTF-8-encoded surrogate reads the body", insert(), "job", {"source": "body"},
+        headers(event_id=b"a\xed\xa0\x80"))
     add("body: project_id missing", insert(ev=event_data(project_id=DELETE)), "error")
     add("body: project_id '7'", insert(ev=event_data(project_id="7")), "error")
     add("body: project_id 7.0", insert(ev=event_data(project_id=Raw("7.0"))), "error")
@@ -253,6 +266,8 @@ def cases():
     add("body: group_id '124'", insert(ev=event_data(group_id="124")), "error")
     add("body: group_id 2**63", insert(ev=event_data(group_id=INT64_MAX + 1)), "error")
     add("body: group_id -5", insert(ev=event_data(group_id=-5)), "job", {"group_id": -5})
+    add("body: group_id int64 min", insert(ev=event_data(group_id=INT64_MIN)), "job", {"group_id": INT64_MIN})
+    add("body: group_id int64 max", insert(ev=event_data(group_id=INT64_MAX)), "job", {"group_id": INT64_MAX})
     add("body: primary_hash null", insert(ev=event_data(primary_hash=None)), "job", {"primary_hash": None})
     add("body: primary_hash missing", insert(ev=event_data(primary_hash=DELETE)), "error")
     add("body: primary_hash 5", insert(ev=event_data(primary_hash=5)), "error")
@@ -349,6 +364,20 @@ def cases():
     add("body: single quotes", b"[2,'start_merge']", "error")
     add("body: a comment", b'[2,"start_merge" /* c */]', "error")
     add("body: a leading zero", insert(ev=event_data(data=Raw("[01]"))), "error")
+    add("body: a leading zero after a minus", insert(ev=event_data(data=Raw("[-01]"))), "error")
+    add("body: '1.e5'", insert(ev=event_data(data=Raw("[1.e5]"))), "error")
+    add("body: '1.' in group_states", insert(ts=task_state(group_states=Raw("[1.]"))), "error")
+    add("body: NaN in group_states", insert(ts=task_state(group_states=Raw("[NaN]"))), "error")
+    add("body: NaN as a flag", insert(ts=task_state(is_new=Raw("NaN"))), "error")
+    add("body: NaN as skip_consume", insert(ts=task_state(skip_consume=Raw("NaN"))), "error")
+    add("body: a raw tab in a string", insert(ev=event_data(message="a")).replace(b'"a"', b'"\t"'), "error")
+    add("body: a raw newline in a string", insert(ev=event_data(message="a")).replace(b'"a"', b'"\n"'), "error")
+    add("body: a raw control character in event_id",
+        insert(ev=event_data(event_id="e")).replace(b'"e"', b'"e\x01"'), "error")
+    add("body: a raw control character in queue", insert(ts=task_state(queue="q")).replace(b'"q"', b'"q\x03"'), "error")
+    add("body: a raw control character in group_states",
+        insert(ts=task_state(group_states=["g"])).replace(b'"g"', b'"\x05"'), "error")
+    add("body: a raw control character in a replacement", b'[2,"start_merge",{"a":"\x1f"}]', "error")
     add("body: '1.'", insert(ev=event_data(data=Raw("[1.]"))), "error")
     add("body: '.5'", insert(ev=event_data(data=Raw("[.5]"))), "error")
     add("body: '+1'", insert(ev=event_data(data=Raw("[+1]"))), "error")
@@ -360,6 +389,8 @@ def cases():
     add("body: nesting 64", insert(ev=event_data(data=Raw("[" * 62 + "]" * 62))), "job")
     add("body: nesting 65", insert(ev=event_data(data=Raw("[" * 63 + "]" * 63))), "error")
     add("body: nesting 65 with objects", insert(ev=event_data(data=Raw('{"a":' * 63 + "1" + "}" * 63))), "error")
+    add("body: a replacement nested 64 with objects", b'[2,"start_merge",' + b'{"a":' * 63 + b"1" + b"}" * 63 + b"]", "skip")
+    add("body: a replacement nested 65 with objects", b'[2,"start_merge",' + b'{"a":' * 64 + b"1" + b"}" * 64 + b"]", "error")
     add("body: nesting 64 with objects", insert(ev=event_data(data=Raw('{"a":' * 62 + "1" + "}" * 62))), "job")
     add("body: nesting 64 in a replacement", b'[2,"start_merge",' + b"[" * 63 + b"]" * 63 + b"]", "skip")
     add("body: nesting 65 in a replacement", b'[2,"start_merge",' + b"[" * 64 + b"]" * 64 + b"]", "error")
@@ -412,6 +443,10 @@ def cases():
         headers(group_states="[1e1001]"))
     add("headers: group_states with a BOM gives None", GARBAGE, "job", {"group_states": None},
         headers(group_states="\ufeff[]"))
+    for v in ("[Infinity]", "[-Infinity]", "[1.]", "[1.e5]", "[-01]", "[01]", '["\x01"]', '["\t"]',
+              "[1,]", "['a']", '{"a":1}'):
+        add("headers: group_states %r is not strict JSON, gives None" % v, GARBAGE, "job",
+            {"group_states": None, "source": "headers"}, headers(group_states=v))
     nested = []
     for _ in range(63):
         nested = [nested]
@@ -490,8 +525,12 @@ def cases():
         hs=[(b"version", b"1"), (b"operation", b"start_merge")])
     add("headers: v1 start_merge, garbage body", GARBAGE, "error",
         hs=[(b"version", b"1"), (b"operation", b"start_merge")])
-    add("headers: v2 end_unmerge_hierarchical reads the body", GARBAGE, "error",
+    add("headers: v2 end_unmerge_hierarchical skips (deviation 8)", GARBAGE, "skip",
         hs=[(b"version", b"2"), (b"operation", b"end_unmerge_hierarchical")])
+    add("headers: v2 start_unmerge_hierarchical skips (deviation 8)", GARBAGE, "skip",
+        hs=[(b"version", b"2"), (b"operation", b"start_unmerge_hierarchical")])
+    add("headers: v1 end_unmerge_hierarchical reads the body", GARBAGE, "error",
+        hs=[(b"version", b"1"), (b"operation", b"end_unmerge_hierarchical")])
     add("headers: v3 start_merge reads the body", insert(), "job", {"source": "body"},
         [(b"version", b"3"), (b"operation", b"start_merge")])
     add("headers: skip_consume '1' skips without the body", GARBAGE, "skip", hs=headers(skip_consume="1"))

@@ -14,7 +14,7 @@ The code is in two layers, so that a reader sees Sentry's rule and ours apart:
   * sentry_* functions do what Sentry's forwarder does, with Python's own
     int(), bool(), str.decode() and truthiness.  They return Sentry's task
     kwargs, or None for "no task" (a skip), or raise where Sentry raises.
-  * Each deviation of docs/decoding.md ("Deviations, and why", numbered 1-7)
+  * Each deviation of docs/decoding.md ("Deviations, and why", numbered 1-8)
     is a separate step on top of that result, commented with its number.
 
 dispatch.py tries the headers first; any exception there means "decode the
@@ -70,7 +70,15 @@ SKIPPED_OPERATIONS = {
 
 
 class UnexpectedOperation(Exception):
-    pass
+    def __init__(self, version, operation):
+        super().__init__("version %r: unexpected operation %r" % (version, operation))
+        self.version = version
+        self.operation = operation
+
+
+# Deviation 8: version 2 operations Sentry's protocol.py does not list (its
+# forwarder raises UnexpectedOperation) and the relay skips.
+HIERARCHICAL_UNMERGES = frozenset(["start_unmerge_hierarchical", "end_unmerge_hierarchical"])
 
 
 def sentry_insert_kwargs(operation, event_data, task_state):
@@ -105,7 +113,7 @@ def sentry_handle(version, operation, *data):
         return sentry_insert_kwargs(operation, *data)
     if operation in SKIPPED_OPERATIONS[version]:
         return None
-    raise UnexpectedOperation(repr(operation))
+    raise UnexpectedOperation(version, operation)
 
 
 def sentry_handler(version):
@@ -339,9 +347,20 @@ def _in_int64(v):
     return INT64_MIN <= v <= INT64_MAX
 
 
+def _deviation_8(error):
+    """Deviation 8: a hierarchical unmerge of version 2 is skipped, where
+    Sentry raises UnexpectedOperation."""
+    if error.version == 2 and error.operation in HIERARCHICAL_UNMERGES:
+        return ("skip", None)
+    raise error
+
+
 def decode_headers(headers):
     """('job', fields) or ('skip', None); raises for "read the body"."""
-    kwargs, header_data, version, operation = sentry_from_headers(headers)
+    try:
+        kwargs, header_data, version, operation = sentry_from_headers(headers)
+    except UnexpectedOperation as e:
+        return _deviation_8(e)
 
     # Deviations 1, 6 and 5 are how we read an insert's headers (the "ours"
     # column of docs/decoding.md's header table), so, like Sentry's reading
@@ -362,7 +381,9 @@ def decode_headers(headers):
             if any(b >= 0x80 for b in header_data[name]):
                 raise Refused("deviation 6: a non-ASCII flag header")
 
-        # Deviation 5: no NUL in a header the job keeps as text.
+        # Deviation 5: no NUL in a header the job keeps as text.  (An
+        # unpaired surrogate, encoded in UTF-8, already failed Sentry's UTF-8
+        # decoding above.)
         for name in _KEPT_TEXT_HEADERS:
             value = header_data.get(name)
             if value is not None and b"\x00" in value:
@@ -412,7 +433,10 @@ def decode_body(value, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
     marked = strict_loads(value)
     payload = plain(marked)
 
-    kwargs, version = sentry_from_body(payload)
+    try:
+        kwargs, version = sentry_from_body(payload)
+    except UnexpectedOperation as e:
+        return _deviation_8(e)
     if kwargs is None:
         return ("skip", None)
 
@@ -449,16 +473,13 @@ def decode_body(value, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
         if not jsonb_can_hold(group_states):
             raise Refused("deviation 4: group_states jsonb cannot hold")
 
-    # Deviation 5: no NUL in a string the job keeps.
+    # Deviation 5: no NUL and no unpaired surrogate (an escape such as
+    # "\ud800"; Python's json joins a proper pair) in a string the job keeps.
     kept = [event_id, kwargs["primary_hash"], kwargs["occurrence_id"], queue]
     if any(s is not None and "\x00" in s for s in kept):
         raise Refused("deviation 5: NUL in a kept string")
-
-    # Not in docs/decoding.md: an unpaired surrogate escape ("\ud800") in a
-    # kept string.  Python keeps it in a str; no UTF-8 text (a C string, a
-    # PostgreSQL text) can, so we take it as refused, like deviation 5.
     if any(s is not None and _has_surrogate(s) for s in kept):
-        raise Refused("unpaired surrogate in a kept string")
+        raise Refused("deviation 5: an unpaired surrogate in a kept string")
 
     return ("job", _fields(version, "body", kwargs, group_states, queue, *flags))
 

@@ -57,7 +57,7 @@ SR_FLAGS_STAMP = src/.sanitize-flags
 $(shell echo '$(SANITIZE)' | cmp -s - $(SR_FLAGS_STAMP) 2>/dev/null || echo '$(SANITIZE)' > $(SR_FLAGS_STAMP))
 $(OBJS): $(SR_FLAGS_STAMP)
 EXTRA_CLEAN = test/unit/test_state test/unit/test_decode test/unit/test_skim \
-	test/fuzz/fuzz_event test/fuzz/fuzz_commit_log test/fuzz/fuzz_skim
+	test/unit/decode_dump test/fuzz/fuzz_event test/fuzz/fuzz_commit_log test/fuzz/fuzz_skim
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
@@ -106,7 +106,12 @@ test/unit/test_decode: test/unit/test_decode.c $(DECODER_DEPS) test/unit/tap.h
 test/unit/test_skim: test/unit/test_skim.c $(DECODER_DEPS) test/unit/tap.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_skim.c $(DECODER_SRCS) -ljson-c -lm
 
-unit: test/unit/test_state test/unit/test_decode test/unit/test_skim
+# The C side of the differential test against the Python reference decoder
+# (test/t/076_decoder_differential.pl): one JSON line per message of a file.
+test/unit/decode_dump: test/unit/decode_dump.c $(DECODER_DEPS) test/fuzz/fuzz_common.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/decode_dump.c $(DECODER_SRCS) -ljson-c -lm
+
+unit: test/unit/test_state test/unit/test_decode test/unit/test_skim test/unit/decode_dump
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

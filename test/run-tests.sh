@@ -63,6 +63,20 @@ suite_result() {
 	fi
 }
 
+# The real Kafka broker for the TAP tests that start one (test/kafka/): its
+# classpath is fetched with Maven once, into a cache outside the tree that
+# $RUN_AS can read (later runs only check it).  Without java those tests
+# skip; if the fetch fails they fail.
+KAFKA_ENV=()
+if want tap && command -v java >/dev/null; then
+	if kafka_cp=$("$REPO/test/kafka/fetch.sh"); then
+		KAFKA_ENV=(SR_KAFKA_CLASSPATH="$kafka_cp")
+	else
+		echo "run-tests: test/kafka/fetch.sh failed: the real-broker TAP tests will fail" >&2
+	fi
+fi
+[ -n "${SR_KAFKA:-}" ] && KAFKA_ENV+=(SR_KAFKA="$SR_KAFKA")
+
 # The servers and test scripts run as $RUN_AS, which may not be able to read
 # the checkout (CI clones anywhere): run from a copy it owns.
 make -s -C "$REPO/test/kafka_mock" >/dev/null || exit 1
@@ -125,7 +139,7 @@ if want tap && compgen -G "test/t/*.pl" >/dev/null; then
 	echo "== TAP"
 	mkdir -p "$WORK/tap"
 	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/tap"
-	as_user env "${SAN_ENV[@]}" PATH="$PGBIN:$PATH" \
+	as_user env "${SAN_ENV[@]}" "${KAFKA_ENV[@]}" PATH="$PGBIN:$PATH" \
 		PERL5LIB="$PGXS_DIR/src/test/perl:$REPO/test/perl" \
 		TESTDIR="$WORK/tap" \
 		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \

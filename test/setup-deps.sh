@@ -11,6 +11,7 @@ PACKAGES=(
 	kcat python3-confluent-kafka python3-psycopg2
 	clang libclang-rt-14-dev
 	gnuplot-nox
+	openjdk-17-jre-headless maven
 )
 
 missing=()

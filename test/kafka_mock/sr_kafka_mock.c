@@ -7,7 +7,12 @@
  * on stdin with exactly one line, "OK[ result]" or "ERR <message>".  Logs go
  * to stderr only.  The command protocol is documented in README.md here.
  *
- * Usage: sr_kafka_mock [--brokers N] [-X producer.property=value ...]
+ * With --bootstrap ADDR it starts no mock cluster: the same protocol drives a
+ * real Kafka cluster at ADDR (test/kafka/cluster.sh), topics are created and
+ * configured with the Admin API, and the mock-only commands (fault injection)
+ * answer "ERR not supported on a real broker".
+ *
+ * Usage: sr_kafka_mock [--brokers N | --bootstrap ADDR] [-X producer.property=value ...]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,10 +33,13 @@
 #define DELIVERY_DEADLINE_S 600	/* safety net; message.timeout.ms rules */
 #define MAX_TOKENS 1024			/* per line: so up to 1019 headers */
 #define WMARK_TIMEOUT_MS 10000
+#define ADMIN_TIMEOUT_MS 30000	/* an Admin API request, and its metadata wait */
+#define CONNECT_TIMEOUT_MS 30000	/* --bootstrap: first metadata answer */
 
 static rd_kafka_t *mock_rk;		/* handle owning the mock cluster */
 static rd_kafka_mock_cluster_t *mcluster;
 static rd_kafka_t *producer;	/* real producer connected to the mock */
+static const char *real_bootstrap;	/* --bootstrap ADDR: a real cluster, no mock */
 static int g_argc;
 static char **g_argv;			/* for -X options when (re)creating it */
 static int sig_fd = -1;
@@ -239,7 +247,8 @@ static rd_kafka_t *make_producer(void)
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-	if (conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(mcluster)) < 0)
+	if (conf_set(conf, "bootstrap.servers",
+				 real_bootstrap ? real_bootstrap : rd_kafka_mock_cluster_bootstraps(mcluster)) < 0)
 		goto fail;
 	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
 		if (conf_set(conf, defaults[i][0], defaults[i][1]) < 0)
@@ -441,13 +450,420 @@ static void cmd_produce_file(char **tok, int ntok)
 		reply_ok("%ld", st->delivered);
 }
 
+/* ------------------------------------------------------------- admin (real broker) */
+
+/*
+ * Run one Admin API request on the producer's handle: fn queues it on a
+ * temporary queue; returns the result event (or NULL, with errbuf filled, on
+ * a timeout or a request-level error).
+ */
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type,
+									char *errbuf, size_t errlen)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
+
+	if (!ev) {
+		snprintf(errbuf, errlen, "no answer to the admin request in %d ms",
+				 ADMIN_TIMEOUT_MS + 5000);
+		return NULL;
+	}
+	if (rd_kafka_event_type(ev) != type || rd_kafka_event_error(ev)) {
+		snprintf(errbuf, errlen, "%s: %s", rd_kafka_err2name(rd_kafka_event_error(ev)),
+				 rd_kafka_event_error_string(ev));
+		rd_kafka_event_destroy(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+static rd_kafka_AdminOptions_t *admin_options(rd_kafka_admin_op_t op)
+{
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(producer, op);
+	char errstr[256];
+
+	rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, errstr, sizeof(errstr));
+	if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS)
+		rd_kafka_AdminOptions_set_operation_timeout(o, ADMIN_TIMEOUT_MS, errstr, sizeof(errstr));
+	return o;
+}
+
+/*
+ * Wait until the metadata shows topic with nparts partitions, each with a
+ * leader (nparts 0: until the topic is gone).  NULL, or why not.
+ */
+static const char *wait_topic_metadata(const char *topic, int nparts, char *errbuf, size_t errlen)
+{
+	struct timespec t0, t;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(producer, topic, NULL);
+	const char *why = "no metadata";
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t err = rd_kafka_metadata(producer, 0, rkt, &md, 5000);
+		int ok = 0, i;
+
+		if (err)
+			snprintf(errbuf, errlen, "metadata: %s", rd_kafka_err2str(err));
+		else if (md->topic_cnt != 1)
+			snprintf(errbuf, errlen, "metadata has %d topics", md->topic_cnt);
+		else if (nparts == 0)
+			ok = md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+		else if (md->topics[0].err)
+			snprintf(errbuf, errlen, "topic: %s", rd_kafka_err2str(md->topics[0].err));
+		else if (md->topics[0].partition_cnt != nparts)
+			snprintf(errbuf, errlen, "%d of %d partitions", md->topics[0].partition_cnt, nparts);
+		else {
+			for (ok = 1, i = 0; i < nparts; i++)
+				if (md->topics[0].partitions[i].leader < 0 || md->topics[0].partitions[i].err) {
+					snprintf(errbuf, errlen, "partition %d has no leader",
+							 md->topics[0].partitions[i].id);
+					ok = 0;
+				}
+		}
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		if (ok) {
+			why = NULL;
+			break;
+		}
+		why = errbuf;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ADMIN_TIMEOUT_MS ||
+			check_signal())
+			break;
+		usleep(50000);
+		rd_kafka_poll(producer, 0);
+	}
+	rd_kafka_topic_destroy(rkt);
+	return why;
+}
+
+/* The first error of a topic result array, or 0. */
+static rd_kafka_resp_err_t topic_results_err(const rd_kafka_topic_result_t **res, size_t n,
+											 const char **msg)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (rd_kafka_topic_result_error(res[i])) {
+			*msg = rd_kafka_topic_result_error_string(res[i]);
+			return rd_kafka_topic_result_error(res[i]);
+		}
+	return 0;
+}
+
+/* Split "NAME=VALUE" in place; -1 (and an ERR answer) if it is not one. */
+static int split_config(char *kv, char **value)
+{
+	char *eq = strchr(kv, '=');
+
+	if (!eq || eq == kv) {
+		reply_err("bad config \"%s\" (expected NAME=VALUE)", kv);
+		return -1;
+	}
+	*eq = '\0';
+	*value = eq + 1;
+	return 0;
+}
+
+static void create_topic_real(const char *name, int parts, int repl, char **cfg, int ncfg)
+{
+	char errstr[512], mdbuf[256], *v;
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, parts, repl, errstr, sizeof(errstr));
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *opts;
+	rd_kafka_event_t *ev;
+	const rd_kafka_topic_result_t **res;
+	rd_kafka_resp_err_t err;
+	const char *msg = NULL, *why;
+	size_t n;
+	int i;
+
+	if (!nt) {
+		reply_err("%s", errstr);
+		return;
+	}
+	for (i = 0; i < ncfg; i++) {
+		if (split_config(cfg[i], &v) < 0) {
+			rd_kafka_NewTopic_destroy(nt);
+			return;
+		}
+		if ((err = rd_kafka_NewTopic_set_config(nt, cfg[i], v)) != 0) {
+			reply_err("config %s: %s", cfg[i], rd_kafka_err2str(err));
+			rd_kafka_NewTopic_destroy(nt);
+			return;
+		}
+	}
+	q = rd_kafka_queue_new(producer);
+	opts = admin_options(RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	rd_kafka_CreateTopics(producer, &nt, 1, opts, q);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_NewTopic_destroy(nt);
+	if ((ev = admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, errstr, sizeof(errstr)))) {
+		res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+		if ((err = topic_results_err(res, n, &msg)) != 0)
+			snprintf(errstr, sizeof(errstr), "%s: %s", rd_kafka_err2name(err),
+					 msg ? msg : rd_kafka_err2str(err));
+		rd_kafka_event_destroy(ev);
+		if (!err && (why = wait_topic_metadata(name, parts, mdbuf, sizeof(mdbuf))) != NULL)
+			snprintf(errstr, sizeof(errstr), "created, but not ready in %d ms: %s",
+					 ADMIN_TIMEOUT_MS, why);
+		else if (!err)
+			errstr[0] = '\0';
+	}
+	rd_kafka_queue_destroy(q);
+	if (errstr[0])
+		reply_err("create_topic %s: %s", name, errstr);
+	else
+		reply_ok("");
+}
+
+/*
+ * create_topic NAME PARTITIONS [REPLICATION] [CONFIG=VALUE ...]: the mock
+ * ignores the configs (but checks their syntax).
+ */
 static void cmd_create_topic(char **tok, int ntok)
 {
 	long parts, repl = 1;
+	int first_cfg = 3, i;
+	char *v;
 
-	if (arg_long(tok[2], 1, 100000, &parts, "partition count") == 0 &&
-		(ntok < 4 || arg_long(tok[3], 1, 1000, &repl, "replication factor") == 0))
-		reply_resp(rd_kafka_mock_topic_create(mcluster, tok[1], (int) parts, (int) repl));
+	if (arg_long(tok[2], 1, 100000, &parts, "partition count") < 0)
+		return;
+	if (ntok > 3 && !strchr(tok[3], '=')) {
+		if (arg_long(tok[3], 1, 1000, &repl, "replication factor") < 0)
+			return;
+		first_cfg = 4;
+	}
+	if (real_bootstrap) {
+		create_topic_real(tok[1], (int) parts, (int) repl, tok + first_cfg, ntok - first_cfg);
+		return;
+	}
+	for (i = first_cfg; i < ntok; i++)
+		if (split_config(tok[i], &v) < 0)
+			return;
+	reply_resp(rd_kafka_mock_topic_create(mcluster, tok[1], (int) parts, (int) repl));
+}
+
+/*
+ * DescribeConfigs of topic name: returns the result event (caller destroys
+ * it) and its resource, or NULL with errbuf filled.
+ */
+static rd_kafka_event_t *describe_topic(const char *name, const rd_kafka_ConfigResource_t **resp,
+										char *errbuf, size_t errlen)
+{
+	rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(producer);
+	rd_kafka_AdminOptions_t *opts = admin_options(RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+	const rd_kafka_ConfigResource_t **res;
+	rd_kafka_event_t *ev;
+	size_t n;
+
+	rd_kafka_DescribeConfigs(producer, &cr, 1, opts, q);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_ConfigResource_destroy(cr);
+	ev = admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, errbuf, errlen);
+	rd_kafka_queue_destroy(q);
+	if (!ev)
+		return NULL;
+	res = rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+	if (n != 1 || rd_kafka_ConfigResource_error(res[0])) {
+		snprintf(errbuf, errlen, "%s: %s",
+				 n == 1 ? rd_kafka_err2name(rd_kafka_ConfigResource_error(res[0])) : "?",
+				 n == 1 ? rd_kafka_ConfigResource_error_string(res[0]) : "no resource in the answer");
+		rd_kafka_event_destroy(ev);
+		return NULL;
+	}
+	*resp = res[0];
+	return ev;
+}
+
+/* The value of config key in a described resource (NULL: unset or absent). */
+static const char *config_value(const rd_kafka_ConfigResource_t *r, const char *key, int *found)
+{
+	size_t n, i;
+	const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(r, &n);
+
+	*found = 0;
+	for (i = 0; i < n; i++)
+		if (strcmp(rd_kafka_ConfigEntry_name(e[i]), key) == 0) {
+			*found = 1;
+			return rd_kafka_ConfigEntry_value(e[i]);
+		}
+	return NULL;
+}
+
+/* topic_config NAME KEY: "OK <value>" (real broker only). */
+static void cmd_topic_config(char **tok, int ntok)
+{
+	const rd_kafka_ConfigResource_t *r;
+	rd_kafka_event_t *ev;
+	char errbuf[512];
+	const char *v;
+	int found;
+
+	(void) ntok;
+	if (!real_bootstrap) {
+		reply_err("not supported by the mock cluster");
+		return;
+	}
+	if (!(ev = describe_topic(tok[1], &r, errbuf, sizeof(errbuf)))) {
+		reply_err("describe %s: %s", tok[1], errbuf);
+		return;
+	}
+	v = config_value(r, tok[2], &found);
+	if (!found)
+		reply_err("topic %s has no config %s", tok[1], tok[2]);
+	else
+		reply_ok("%s", v ? v : "-");
+	rd_kafka_event_destroy(ev);
+}
+
+/*
+ * alter_topic NAME CONFIG=VALUE...: AlterConfigs (librdkafka 2.0.2 has no
+ * IncrementalAlterConfigs), which replaces all of the topic's dynamic
+ * configs: so the current ones are described first and sent again with the
+ * new values.  Then waits until DescribeConfigs shows the new values.  The
+ * mock ignores configs: answers OK.
+ */
+static void cmd_alter_topic(char **tok, int ntok)
+{
+	const rd_kafka_ConfigResource_t *cur;
+	rd_kafka_ConfigResource_t *cr;
+	const rd_kafka_ConfigEntry_t **e;
+	rd_kafka_event_t *ev;
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *opts;
+	rd_kafka_resp_err_t err;
+	char errbuf[512] = "", *vals[MAX_TOKENS];
+	size_t n, i;
+	int k, found, tries;
+
+	for (k = 2; k < ntok; k++)
+		if (split_config(tok[k], &vals[k]) < 0)
+			return;
+	if (!real_bootstrap) {
+		reply_ok("");
+		return;
+	}
+	if (!(ev = describe_topic(tok[1], &cur, errbuf, sizeof(errbuf)))) {
+		reply_err("describe %s: %s", tok[1], errbuf);
+		return;
+	}
+	cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, tok[1]);
+	e = rd_kafka_ConfigResource_configs(cur, &n);
+	for (i = 0; i < n; i++) {
+		const char *name = rd_kafka_ConfigEntry_name(e[i]);
+
+		if (rd_kafka_ConfigEntry_source(e[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG)
+			continue;
+		for (k = 2; k < ntok && strcmp(tok[k], name) != 0; k++)
+			;
+		if (k == ntok)			/* kept as it is */
+			rd_kafka_ConfigResource_set_config(cr, name, rd_kafka_ConfigEntry_value(e[i]));
+	}
+	rd_kafka_event_destroy(ev);
+	for (k = 2; k < ntok; k++)
+		rd_kafka_ConfigResource_set_config(cr, tok[k], vals[k]);
+
+	q = rd_kafka_queue_new(producer);
+	opts = admin_options(RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+	rd_kafka_AlterConfigs(producer, &cr, 1, opts, q);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_ConfigResource_destroy(cr);
+	ev = admin_wait(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT, errbuf, sizeof(errbuf));
+	rd_kafka_queue_destroy(q);
+	if (!ev) {
+		reply_err("alter %s: %s", tok[1], errbuf);
+		return;
+	}
+	{
+		const rd_kafka_ConfigResource_t **res =
+			rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+
+		err = n == 1 ? rd_kafka_ConfigResource_error(res[0]) : RD_KAFKA_RESP_ERR__FAIL;
+		if (err)
+			snprintf(errbuf, sizeof(errbuf), "%s: %s", rd_kafka_err2name(err),
+					 n == 1 ? rd_kafka_ConfigResource_error_string(res[0]) : "no resource");
+		rd_kafka_event_destroy(ev);
+	}
+	if (err) {
+		reply_err("alter %s: %s", tok[1], errbuf);
+		return;
+	}
+	/* the brokers apply it asynchronously: wait until it shows (100 x 100 ms) */
+	for (tries = 0; tries < 100 && !check_signal(); tries++, usleep(100000)) {
+		const char *v;
+
+		if (!(ev = describe_topic(tok[1], &cur, errbuf, sizeof(errbuf))))
+			continue;
+		for (k = 2; k < ntok; k++)
+			if (!(v = config_value(cur, tok[k], &found)) || strcmp(v, vals[k]) != 0)
+				break;
+		rd_kafka_event_destroy(ev);
+		if (k == ntok) {
+			reply_ok("");
+			return;
+		}
+	}
+	reply_err("alter %s: accepted, but the new values do not show after 10 s", tok[1]);
+}
+
+/* delete_topic NAME: DeleteTopics, then waits until the metadata has no topic. */
+static void cmd_delete_topic(char **tok, int ntok)
+{
+	rd_kafka_DeleteTopic_t *dt;
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *opts;
+	rd_kafka_event_t *ev;
+	rd_kafka_resp_err_t err = 0;
+	const char *msg = NULL;
+	char errbuf[512] = "";
+	size_t n;
+
+	(void) ntok;
+	if (!real_bootstrap) {
+		reply_err("not supported by the mock cluster");
+		return;
+	}
+	dt = rd_kafka_DeleteTopic_new(tok[1]);
+	q = rd_kafka_queue_new(producer);
+	opts = admin_options(RD_KAFKA_ADMIN_OP_DELETETOPICS);
+	rd_kafka_DeleteTopics(producer, &dt, 1, opts, q);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_DeleteTopic_destroy(dt);
+	ev = admin_wait(q, RD_KAFKA_EVENT_DELETETOPICS_RESULT, errbuf, sizeof(errbuf));
+	rd_kafka_queue_destroy(q);
+	if (!ev) {
+		reply_err("delete %s: %s", tok[1], errbuf);
+		return;
+	}
+	{
+		const rd_kafka_topic_result_t **res =
+			rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+
+		err = topic_results_err(res, n, &msg);
+	}
+	if (err)
+		snprintf(errbuf, sizeof(errbuf), "%s: %s", rd_kafka_err2name(err),
+				 msg ? msg : rd_kafka_err2str(err));
+	rd_kafka_event_destroy(ev);
+	if (err)
+		reply_err("delete %s: %s", tok[1], errbuf);
+	else if (wait_topic_metadata(tok[1], 0, errbuf, sizeof(errbuf)))
+		reply_err("delete %s: deleted, but still in the metadata after %d ms", tok[1],
+				  ADMIN_TIMEOUT_MS);
+	else
+		reply_ok("");
+}
+
+/* The fault-injection commands exist only on the mock. */
+static int mock_only(void)
+{
+	if (real_bootstrap)
+		reply_err("not supported on a real broker");
+	return real_bootstrap != NULL;
 }
 
 static void cmd_broker(char **tok, int ntok)
@@ -455,7 +871,7 @@ static void cmd_broker(char **tok, int ntok)
 	long id, ms;
 
 	(void) ntok;
-	if (arg_long(tok[1], -1, INT32_MAX, &id, "broker id") < 0)
+	if (mock_only() || arg_long(tok[1], -1, INT32_MAX, &id, "broker id") < 0)
 		return;
 	if (strcmp(tok[0], "broker_down") == 0)
 		reply_resp(rd_kafka_mock_broker_set_down(mcluster, (int32_t) id));
@@ -471,7 +887,7 @@ static void cmd_push_errors(char **tok, int ntok)
 	int nerr = ntok - 3;
 	rd_kafka_resp_err_t *errs;
 
-	if (arg_long(tok[1], 0, 1000, &apikey, "api key") < 0 ||
+	if (mock_only() || arg_long(tok[1], 0, 1000, &apikey, "api key") < 0 ||
 		arg_long(tok[2], 1, 100000, &cnt, "count") < 0)
 		return;
 	if (nerr != 1 && nerr != cnt) {
@@ -499,7 +915,7 @@ static void cmd_set_leader(char **tok, int ntok)
 	long part, id;
 
 	(void) ntok;
-	if (arg_long(tok[2], 0, INT32_MAX, &part, "partition") == 0 &&
+	if (!mock_only() && arg_long(tok[2], 0, INT32_MAX, &part, "partition") == 0 &&
 		arg_long(tok[3], -1, INT32_MAX, &id, "broker id") == 0)
 		reply_resp(rd_kafka_mock_partition_set_leader(mcluster, tok[1], (int32_t) part,
 													  (int32_t) id));
@@ -528,7 +944,10 @@ static const struct command {
 	void (*fn)(char **tok, int ntok);
 	const char *usage;
 } commands[] = {
-	{"create_topic", 2, 3, cmd_create_topic, "NAME PARTITIONS [REPLICATION]"},
+	{"create_topic", 2, -1, cmd_create_topic, "NAME PARTITIONS [REPLICATION] [CONFIG=VALUE ...]"},
+	{"alter_topic", 2, -1, cmd_alter_topic, "NAME CONFIG=VALUE [CONFIG=VALUE ...]"},
+	{"topic_config", 2, 2, cmd_topic_config, "NAME CONFIG"},
+	{"delete_topic", 1, 1, cmd_delete_topic, "NAME"},
 	{"produce", 4, -1, cmd_produce, "TOPIC PARTITION KEYHEX VALUEHEX [HNAME=HVALHEX ...]"},
 	{"produce_file", 1, 1, cmd_produce_file, "PATH"},
 	{"broker_down", 1, 1, cmd_broker, "BROKER_ID"},
@@ -595,8 +1014,10 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		if (i + 1 >= argc ||
 			(strcmp(argv[i], "--brokers") == 0 ? parse_long(argv[++i], 1, 64, &brokers) < 0 :
+			 strcmp(argv[i], "--bootstrap") == 0 ? !*(real_bootstrap = argv[++i]) :
 			 strcmp(argv[i], "-X") != 0 || !strchr(argv[++i], '=')))
-			return fail("usage: sr_kafka_mock [--brokers N] [-X producer.prop=value ...]", NULL);
+			return fail("usage: sr_kafka_mock [--brokers N | --bootstrap ADDR] "
+						"[-X producer.prop=value ...]", NULL);
 	g_argc = argc;
 	g_argv = argv;
 
@@ -613,19 +1034,39 @@ int main(int argc, char **argv)
 		return fail("signalfd", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Handle that owns the mock cluster; it never connects anywhere. */
-	conf = rd_kafka_conf_new();
-	rd_kafka_conf_set_log_cb(conf, log_cb);
-	if (conf_set(conf, "client.id", "sr_kafka_mock_cluster") < 0)
-		return 1;
-	if (!(mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))))
-		return fail("rd_kafka_new", errstr);
-	if (!(mcluster = rd_kafka_mock_cluster_new(mock_rk, (int) brokers)))
-		return fail("rd_kafka_mock_cluster_new failed", NULL);
-	if (!(producer = make_producer()))
-		return 1;
+	if (real_bootstrap) {
+		/* a real cluster: ready once it answers a metadata request */
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t err;
+		struct timespec t0, t;
 
-	printf("BOOTSTRAP %s\n", rd_kafka_mock_cluster_bootstraps(mcluster));
+		if (!(producer = make_producer()))
+			return 1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while ((err = rd_kafka_metadata(producer, 0, NULL, &md, 5000)) != 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (check_signal() || t.tv_sec - t0.tv_sec > CONNECT_TIMEOUT_MS / 1000)
+				return fail("no metadata from the cluster at", real_bootstrap);
+			fprintf(stderr, "sr_kafka_mock: metadata from %s: %s: retrying\n",
+					real_bootstrap, rd_kafka_err2str(err));
+			usleep(200000);
+		}
+		rd_kafka_metadata_destroy(md);
+		printf("BOOTSTRAP %s\n", real_bootstrap);
+	} else {
+		/* Handle that owns the mock cluster; it never connects anywhere. */
+		conf = rd_kafka_conf_new();
+		rd_kafka_conf_set_log_cb(conf, log_cb);
+		if (conf_set(conf, "client.id", "sr_kafka_mock_cluster") < 0)
+			return 1;
+		if (!(mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))))
+			return fail("rd_kafka_new", errstr);
+		if (!(mcluster = rd_kafka_mock_cluster_new(mock_rk, (int) brokers)))
+			return fail("rd_kafka_mock_cluster_new failed", NULL);
+		if (!(producer = make_producer()))
+			return 1;
+		printf("BOOTSTRAP %s\n", rd_kafka_mock_cluster_bootstraps(mcluster));
+	}
 	fflush(stdout);
 
 	/* Command loop over stdin lines and signals, serving delivery reports. */
@@ -672,8 +1113,10 @@ int main(int argc, char **argv)
 	rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_poll(producer, 0);
 	rd_kafka_destroy(producer);
-	rd_kafka_mock_cluster_destroy(mcluster);
-	rd_kafka_destroy(mock_rk);
+	if (mcluster)
+		rd_kafka_mock_cluster_destroy(mcluster);
+	if (mock_rk)
+		rd_kafka_destroy(mock_rk);
 	close(sig_fd);
 	return 0;
 }

@@ -82,6 +82,9 @@ sub new
 
 sub bootstrap { return $_[0]->{bootstrap} }
 
+# kind(): 'mock' here, 'real' for SentryRelay::KafkaReal (see SentryRelay::Kafka).
+sub kind { return 'mock' }
+
 # Read one line of the helper's stdout, waiting at most $timeout seconds.
 sub _read_line
 {
@@ -190,6 +193,21 @@ sub create_topic
 	$self->command(join ' ', 'create_topic', _word('topic', $name), $parts // 1,
 		$repl // ());
 	return 1;
+}
+
+# create_events_topic($name, $partitions) and create_commit_log_topic($name):
+# Sentry's topics, as on SentryRelay::KafkaReal, which also applies Sentry's
+# topic settings (LZ4, LogAppendTime, compaction...): the mock ignores them.
+sub create_events_topic
+{
+	my ($self, $name, $parts) = @_;
+	return $self->create_topic($name, $parts // 1);
+}
+
+sub create_commit_log_topic
+{
+	my ($self, $name) = @_;
+	return $self->create_topic($name, 1);
 }
 
 # produce($topic, $partition, $key, $value, \%headers): synchronous, returns

@@ -21,7 +21,7 @@ OBJS = \
 	src/decode_python.o \
 	src/decode_commit.o \
 	src/json_skim.o \
-	src/json_locate.o \
+	src/json_text.o \
 	src/state.o \
 	src/shmem.o \
 	src/stream.o \
@@ -97,8 +97,8 @@ test/unit/test_state: test/unit/test_state.c src/state.c src/state.h test/unit/t
 
 # The pure decoder: what the unit tests, fuzzers and benchmarks link alone.
 DECODER_SRCS = src/decode_common.c src/decode_event.c src/decode_fast.c \
-	src/decode_python.c src/decode_commit.c src/json_skim.c src/json_locate.c
-DECODER_DEPS = $(DECODER_SRCS) src/decode.h src/decode_internal.h src/json_skim.h src/json_locate.h
+	src/decode_python.c src/decode_commit.c src/json_skim.c src/json_text.c
+DECODER_DEPS = $(DECODER_SRCS) src/decode.h src/decode_internal.h src/json_skim.h src/json_text.h
 
 test/unit/test_decode: test/unit/test_decode.c $(DECODER_DEPS) test/unit/tap.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_decode.c $(DECODER_SRCS) -ljson-c -lm

@@ -290,6 +290,13 @@ SELECT sentry_relay.decode_event_message(convert_to(
     || repeat('[', 62) || repeat(']', 62)
     || ',"group_id":null,"primary_hash":null},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]', 'UTF8'))->>'event_id' AS event_id;
 
+-- Objects nest as deep as arrays: 64 levels (the outer array, event_data,
+-- and 62 objects in data).
+SELECT sentry_relay.decode_event_message(convert_to(
+    '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null,"data":'
+    || repeat('{"a":', 61) || '{}' || repeat('}', 61)
+    || '},{"is_new":true,"is_regression":false,"is_new_group_environment":false}]', 'UTF8'))->>'event_id' AS event_id;
+
 -- A large body (5 MB of event data) under the default 25MB limit decodes.
 SELECT sentry_relay.decode_event_message(convert_to(
     '[2,"insert",{"event_id":"0123456789abcdef0123456789abcdef","project_id":1,"group_id":null,"primary_hash":null,"data":{"message":"'

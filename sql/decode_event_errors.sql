@@ -95,6 +95,15 @@ SELECT pg_temp.event_error('[2,"end_merge",]');
 SELECT pg_temp.event_error('[2,''end_merge'']');
 SELECT pg_temp.event_error('[2,"insert",{event_id:"0123456789abcdef0123456789abcdef"}]');
 SELECT pg_temp.event_error('[2,"end_merge"] /* comment */');
+-- not RFC 8259 either, although json-c (and for NaN, Python) would take it:
+-- NaN and Infinity, a raw control character in a string, numbers such as
+-- "1.", "-01" and "1.e5"
+SELECT pg_temp.event_error('[2,"end_merge",NaN]');
+SELECT pg_temp.event_error('[2,"end_merge",[Infinity, -Infinity]]');
+SELECT pg_temp.event_error(E'[2,"end_merge","a\tb"]');
+SELECT pg_temp.event_error('[2,"end_merge",1.]');
+SELECT pg_temp.event_error('[2,"end_merge",-01]');
+SELECT pg_temp.event_error('[2,"end_merge",1.e5]');
 -- a byte-order mark is not JSON
 SELECT pg_temp.event_error('\xefbbbf'::bytea || convert_to('[2,"end_merge"]', 'UTF8'));
 SELECT sentry_relay.decode_event_message(convert_to('[2,"insert"] x', 'UTF8'));

@@ -188,6 +188,12 @@ FROM fixture h, fixture b,
        (54, 'version "02"', '{"version": "02"}', NULL),
        (55, 'project_id "0_42"', '{"project_id": "0_42"}', NULL),
        (56, 'group_states string ids', '{"group_states": "[{\"id\": \"4015\"}]"}', NULL),
+       -- a group_states that is not strict JSON, or that jsonb cannot hold:
+       -- NULL, as for any header that is not a JSON list
+       (58, 'group_states [NaN]', '{"group_states": "[NaN]"}', NULL),
+       (59, 'group_states [1.]', '{"group_states": "[1.]"}', NULL),
+       (60, 'group_states a raw tab', '{"group_states": "[\"\t\"]"}', NULL),
+       (61, 'group_states a \u0000 escape', '{"group_states": "[\"\\u0000\"]"}', NULL),
        (57, 'no queue header', '{}', 'queue')
      ) AS t(n, note, patch, drop_key),
      LATERAL sentry_relay.decode_event_message(

@@ -15,6 +15,7 @@
 
 #include "decode_internal.h"
 #include "json_skim.h"
+#include "json_text.h"
 
 /* Timestamps must fall in [1970-01-01, 10000-01-01). */
 #define SR_MAX_EPOCH_SECONDS INT64_C(253402300800)
@@ -63,7 +64,8 @@ sr_decoder_create(size_t max_message_bytes)
 
 	if (dec == NULL)
 		return NULL;
-	dec->tok = json_tokener_new_ex(SR_MAX_JSON_DEPTH);
+	/* one level more than sr_json_validate allows: json-c counts objects one deeper */
+	dec->tok = json_tokener_new_ex(SR_MAX_JSON_DEPTH + 1);
 	if (dec->tok == NULL)
 	{
 		free(dec);
@@ -285,8 +287,10 @@ sr_check_text(const char *what, const void *buf, size_t len, sr_error *err)
 }
 
 /*
- * Parse buf as one JSON document.  The caller has already checked size and
- * text (sr_check_text).  Returns a new reference, or NULL with err set.
+ * Parse buf as one strict JSON document (RFC 8259, checked by
+ * sr_json_validate before json-c sees it).  The caller has already checked
+ * size and text (sr_check_text).  Returns a new reference, or NULL with err
+ * set.
  */
 struct json_object *
 sr_parse_json(sr_decoder *dec, const char *what, const char *buf, size_t len,
@@ -295,7 +299,24 @@ sr_parse_json(sr_decoder *dec, const char *what, const char *buf, size_t len,
 	struct json_object *obj;
 	enum json_tokener_error jerr;
 	bool		fed_end = false;
+	size_t		at;
+	const char *why;
 
+	/* json-c accepts more than RFC 8259 (json_text.c): check first */
+	switch (sr_json_validate(buf, len, SR_MAX_JSON_DEPTH, &at, &why))
+	{
+		case SR_JV_OK:
+			break;
+		case SR_JV_TOO_DEEP:
+			sr_set_error(err, SR_ERR_NESTING_TOO_DEEP,
+						 "%s is nested more than %d levels deep", what,
+						 SR_MAX_JSON_DEPTH);
+			return NULL;
+		default:
+			sr_set_error(err, SR_ERR_INVALID_JSON,
+						 "%s is not valid JSON: %s at position %zu", what, why, at);
+			return NULL;
+	}
 	json_tokener_reset(dec->tok);
 	obj = json_tokener_parse_ex(dec->tok, buf, (int) len);
 	jerr = json_tokener_get_error(dec->tok);

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "decode_internal.h"
-#include "json_locate.h"
+#include "json_text.h"
 #include "json_skim.h"
 
 static const char *const sr_v1_skip_ops[] = {
@@ -62,14 +62,52 @@ sr_event_required(struct json_object *obj, const char *where,
 	return true;
 }
 
+/*
+ * The value of a string member the job keeps, read from its own text (the
+ * last member called field of element index): json-c would turn an unpaired
+ * surrogate into U+FFFD, which no longer says what was sent.
+ */
+static bool
+sr_event_text(sr_decoder *dec, const char *value, size_t value_len, int index,
+			  const char *field, sr_aoff *off, sr_error *err)
+{
+	sr_skim_span sp;
+	size_t		len;
+	int			problem;
+
+	if (!sr_json_member_span(value, value_len, index, field, &sp))
+	{
+		sr_set_error(err, SR_ERR_INVALID_JSON,
+					 "field \"%s\" could not be located in the message", field);
+		return false;
+	}
+	/* the value is never longer than its text: reserve that, then shrink */
+	*off = dec->arena_len;
+	if (!sr_arena_append(dec, value + sp.start, sp.len, err))
+		return false;
+	problem = sr_json_string_value(value + sp.start, sp.len, dec->arena + *off, &len);
+	if (problem == SR_JS_NUL)
+	{
+		sr_set_error(err, SR_ERR_NUL_CHARACTER,
+					 "field \"%s\" contains a NUL character", field);
+		return false;
+	}
+	if (problem != SR_JS_OK)
+	{
+		sr_set_error(err, SR_ERR_INVALID_UTF8,
+					 "field \"%s\" holds an unpaired surrogate escape, which is not Unicode text", field);
+		return false;
+	}
+	dec->arena_len = *off + len;
+	return sr_arena_append(dec, "", 1, err);
+}
+
 /* A string or null (JSON null, or absent for an optional member). */
 static bool
-sr_event_string_or_null(sr_decoder *dec, struct json_object *v,
-						const char *field, sr_aoff *off, sr_error *err)
+sr_event_string_or_null(sr_decoder *dec, const char *value, size_t value_len,
+						int index, struct json_object *v, const char *field,
+						sr_aoff *off, sr_error *err)
 {
-	const char *s;
-	size_t		len;
-
 	*off = SR_ANULL;
 	if (v == NULL)
 		return true;
@@ -80,16 +118,20 @@ sr_event_string_or_null(sr_decoder *dec, struct json_object *v,
 					 json_type_to_name(json_object_get_type(v)));
 		return false;
 	}
-	return sr_json_string(v, field, &s, &len, err) &&
-		sr_arena_push(dec, s, len, off, err);
+	return sr_event_text(dec, value, value_len, index, field, off, err);
 }
 
-/* An integer that fits in 64 bits, negative or not (Sentry checks no sign). */
+/*
+ * An integer that fits in 64 bits, negative or not (Sentry checks no sign),
+ * read from its own text: json-c clamps integers beyond 64 bits.
+ */
 static bool
-sr_event_int64(struct json_object *v, const char *field, int64_t *out,
-			   sr_error *err)
+sr_event_int64(const char *value, size_t value_len, struct json_object *v,
+			   const char *field, int64_t *out, sr_error *err)
 {
-	int64_t		i;
+	sr_skim_span sp;
+	bool		fits,
+				zero;
 
 	if (v == NULL || !json_object_is_type(v, json_type_int))
 	{
@@ -98,17 +140,20 @@ sr_event_int64(struct json_object *v, const char *field, int64_t *out,
 					 v == NULL ? "null" : json_type_to_name(json_object_get_type(v)));
 		return false;
 	}
-	/* json-c clamps out-of-range integers; refuse the clamped ends */
-	i = json_object_get_int64(v);
-	if (i == INT64_MIN ||
-		(i == INT64_MAX && json_object_get_uint64(v) > (uint64_t) INT64_MAX))
+	if (!sr_json_member_span(value, value_len, 2, field, &sp) ||
+		!sr_py_int(value + sp.start, sp.len, out, &fits, &zero))
+	{
+		sr_set_error(err, SR_ERR_INVALID_JSON,
+					 "field \"%s\" could not be located in the message", field);
+		return false;
+	}
+	if (!fits)
 	{
 		sr_set_error(err, SR_ERR_OUT_OF_RANGE,
 					 "field \"%s\" is out of range: it does not fit in 64 bits",
 					 field);
 		return false;
 	}
-	*out = i;
 	return true;
 }
 
@@ -131,7 +176,7 @@ sr_event_group_states(sr_decoder *dec, const char *value, size_t len,
 {
 	sr_skim_span sp;
 
-	if (!sr_json_locate_member(value, len, 3, "group_states", &sp))
+	if (!sr_json_member_span(value, len, 3, "group_states", &sp))
 	{
 		sr_set_error(err, SR_ERR_INVALID_JSON,
 					 "the task state's \"group_states\" could not be located in the message");
@@ -164,8 +209,6 @@ sr_event_insert_from_json(sr_decoder *dec, struct json_object *root,
 	struct json_object *ed,
 			   *ts,
 			   *v;
-	const char *s;
-	size_t		len;
 
 	if (n < 3)
 	{
@@ -208,27 +251,36 @@ sr_event_insert_from_json(sr_decoder *dec, struct json_object *root,
 		return SR_DECODE_ERROR;
 	}
 
-	if (!sr_event_required(ed, "event data", "event_id", &v, err) ||
-		!sr_json_string(v, "event_id", &s, &len, err) ||
-		!sr_arena_push(dec, s, len, &o->event_id, err))
+	if (!sr_event_required(ed, "event data", "event_id", &v, err))
+		return SR_DECODE_ERROR;
+	if (v == NULL || !json_object_is_type(v, json_type_string))
+	{
+		sr_set_error(err, SR_ERR_WRONG_TYPE,
+					 "field \"event_id\" must be a string, not %s",
+					 v == NULL ? "null" : json_type_to_name(json_object_get_type(v)));
+		return SR_DECODE_ERROR;
+	}
+	if (!sr_event_text(dec, value, value_len, 2, "event_id", &o->event_id, err))
 		return SR_DECODE_ERROR;
 	if (!sr_event_required(ed, "event data", "project_id", &v, err) ||
-		!sr_event_int64(v, "project_id", &job->project_id, err))
+		!sr_event_int64(value, value_len, v, "project_id", &job->project_id, err))
 		return SR_DECODE_ERROR;
 	if (!sr_event_required(ed, "event data", "group_id", &v, err))
 		return SR_DECODE_ERROR;
 	if (v != NULL)
 	{
-		if (!sr_event_int64(v, "group_id", &job->group_id, err))
+		if (!sr_event_int64(value, value_len, v, "group_id", &job->group_id, err))
 			return SR_DECODE_ERROR;
 		job->has_group_id = true;
 	}
 	if (!sr_event_required(ed, "event data", "primary_hash", &v, err) ||
-		!sr_event_string_or_null(dec, v, "primary_hash", &o->primary_hash, err))
+		!sr_event_string_or_null(dec, value, value_len, 2, v, "primary_hash",
+								 &o->primary_hash, err))
 		return SR_DECODE_ERROR;
 	if (!json_object_object_get_ex(ed, "occurrence_id", &v))
 		v = NULL;
-	if (!sr_event_string_or_null(dec, v, "occurrence_id", &o->occurrence_id, err))
+	if (!sr_event_string_or_null(dec, value, value_len, 2, v, "occurrence_id",
+								 &o->occurrence_id, err))
 		return SR_DECODE_ERROR;
 
 	flag_out[0] = &job->is_new;
@@ -242,7 +294,7 @@ sr_event_insert_from_json(sr_decoder *dec, struct json_object *root,
 	}
 	if (!json_object_object_get_ex(ts, "queue", &v))
 		v = NULL;
-	if (!sr_event_string_or_null(dec, v, "queue", &o->queue, err))
+	if (!sr_event_string_or_null(dec, value, value_len, 3, v, "queue", &o->queue, err))
 		return SR_DECODE_ERROR;
 	if (json_object_object_get_ex(ts, "group_states", &v) && v != NULL &&
 		!sr_event_group_states(dec, value, value_len, &o->group_states, err))
@@ -438,7 +490,7 @@ sr_header_int(const sr_header *h, int64_t *out)
 				zero;
 
 	return h != NULL && h->value != NULL &&
-		sr_py_int(h->value, h->value_len, false, out, &fits, &zero) && fits;
+		sr_py_int(h->value, h->value_len, out, &fits, &zero) && fits;
 }
 
 /* A flag header, as Sentry's decode_bool: bool(int(value.decode())). */
@@ -450,7 +502,7 @@ sr_header_bool(const sr_header *h, bool *out)
 				zero;
 
 	if (h == NULL || h->value == NULL ||
-		!sr_py_int(h->value, h->value_len, true, &ignored, &fits, &zero))
+		!sr_py_int(h->value, h->value_len, &ignored, &fits, &zero))
 		return false;
 	*out = !zero;
 	return true;
@@ -502,12 +554,12 @@ sr_header_group_states(sr_decoder *dec, const sr_header *h, sr_aoff *off)
 			is_list = true;		/* the skim refuses what jsonb refuses */
 		else
 		{
-			struct json_object *gs = sr_parse_json(dec, "group_states header",
-												   p, len, &ignored);
+			size_t		at;
+			const char *why;
 
-			is_list = gs != NULL && json_object_is_type(gs, json_type_array) &&
+			/* an array ('['), if it is strict JSON, that jsonb can hold */
+			is_list = sr_json_validate(p, len, SR_MAX_JSON_DEPTH, &at, &why) == SR_JV_OK &&
 				sr_json_jsonb_safe(p, len);
-			json_object_put(gs);
 		}
 	}
 	if (is_list)

@@ -79,8 +79,8 @@ extern const sr_header *sr_find_header(const sr_header *headers,
 									   size_t nheaders, const char *name);
 
 /* decode_python.c: Python's int() and truthiness, as Sentry applies them */
-extern bool sr_py_int(const char *s, size_t len, bool str_mode, int64_t *out,
-					  bool *fits, bool *zero);
+extern bool sr_py_int(const char *s, size_t len, int64_t *out, bool *fits,
+					  bool *zero);
 extern bool sr_py_int_json(struct json_object *v, int64_t *out, bool *fits);
 extern bool sr_json_truthy(struct json_object *v);
 

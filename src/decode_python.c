@@ -13,16 +13,16 @@
 #include "decode_internal.h"
 
 /*
- * Python's int(text) in base 10: surrounding whitespace, an optional sign,
- * then digits with single underscores between them.  str_mode follows int()
- * of a str, whose whitespace also counts \x1c-\x1f; otherwise int() of
- * bytes.  Non-ASCII digits and spaces, which a str also allows, are refused.
- * *fits says whether the value fits in int64 (then it is in *out); *zero
- * whether it is zero.  Returns false when the text is no integer at all.
+ * Python's int(text) in base 10: surrounding ASCII whitespace (" \t\n\v\f\r",
+ * for a str as for bytes: int() does not take \x1c-\x1f, although
+ * str.isspace() does), an optional sign, then digits with single
+ * underscores between them.  Non-ASCII digits and spaces, which int() of a
+ * str also allows, are refused (docs/decoding.md, deviation 6).  *fits says
+ * whether the value fits in int64 (then it is in *out); *zero whether it is
+ * zero.  Returns false when the text is no integer at all.
  */
 bool
-sr_py_int(const char *s, size_t len, bool str_mode, int64_t *out, bool *fits,
-		  bool *zero)
+sr_py_int(const char *s, size_t len, int64_t *out, bool *fits, bool *zero)
 {
 	size_t		i = 0,
 				end = len;
@@ -30,8 +30,7 @@ sr_py_int(const char *s, size_t len, bool str_mode, int64_t *out, bool *fits,
 				digit_before = false;
 	uint64_t	v = 0;
 
-#define SR_PY_SPACE(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r') || \
-						(str_mode && (c) >= 0x1c && (c) <= 0x1f))
+#define SR_PY_SPACE(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r'))
 	while (i < end && SR_PY_SPACE((unsigned char) s[i]))
 		i++;
 	while (end > i && SR_PY_SPACE((unsigned char) s[end - 1]))
@@ -134,8 +133,7 @@ sr_py_int_json(struct json_object *v, int64_t *out, bool *fits)
 			}
 		case json_type_string:
 			return sr_py_int(json_object_get_string(v),
-							 (size_t) json_object_get_string_len(v), true, out,
-							 fits, &zero);
+							 (size_t) json_object_get_string_len(v), out, fits, &zero);
 		default:
 			return false;
 	}

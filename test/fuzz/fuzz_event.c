@@ -9,7 +9,7 @@
 #include <json-c/json.h>
 
 #include "fuzz_common.h"
-#include "json_locate.h"
+#include "json_text.h"
 
 static sr_decoder *fuzz_dec;
 

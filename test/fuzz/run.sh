@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 WORK=$(mktemp -d /tmp/sentry_relay_fuzz.XXXXXX)
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$REPO/src"
-SRCS="$REPO/src/decode_common.c $REPO/src/decode_event.c $REPO/src/decode_fast.c $REPO/src/decode_python.c $REPO/src/decode_commit.c $REPO/src/json_skim.c $REPO/src/json_locate.c"
+SRCS="$REPO/src/decode_common.c $REPO/src/decode_event.c $REPO/src/decode_fast.c $REPO/src/decode_python.c $REPO/src/decode_commit.c $REPO/src/json_skim.c $REPO/src/json_text.c"
 TARGETS=${FUZZ_TARGETS:-"fuzz_event fuzz_commit_log fuzz_skim"}
 
 mkdir -p "$HERE/artifacts"

@@ -433,6 +433,13 @@ def decode_body(value, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
     marked = strict_loads(value)
     payload = plain(marked)
 
+    # Deviation 6: a version string with a non-ASCII character (another
+    # script's digits, a Unicode space), which Python's int() of a str
+    # takes, is not a version here.
+    if (isinstance(payload, list) and payload and isinstance(payload[0], str)
+            and any(ord(c) >= 0x80 for c in payload[0])):
+        raise Refused("deviation 6: a non-ASCII version string")
+
     try:
         kwargs, version = sentry_from_body(payload)
     except UnexpectedOperation as e:

@@ -309,6 +309,8 @@ def cases():
         "job", {"group_states": [1, 1.0, True, "1", 100.0, 0, None]})
     add("body: group_states repeated key, last wins", insert(ts=task_state(group_states=Raw('{"a": 1, "a": "2"}'))),
         "job", {"group_states": {"a": "2"}})
+    add("deviation 4: group_states whose repeated, dropped member holds an unpaired surrogate (jsonb_in reads it)",
+        insert(ts=task_state(group_states=Raw('[{"a": "\\ude0f", "a": 1}]'))), "error")
     add("body: group_states with \\u0000", insert(ts=task_state(group_states=Raw('[{"id": "\\u0000"}]'))), "error")
     add("body: group_states key with \\u0000", insert(ts=task_state(group_states=Raw('[{"\\u0000": 1}]'))), "error")
     add("body: group_states with an unpaired surrogate", insert(ts=task_state(group_states=Raw('["\\ud800"]'))), "error")

@@ -247,6 +247,18 @@ def _parse_float(literal):
     return v
 
 
+class _Obj(dict):
+    """An object as Python keeps it (the last of a repeated member wins),
+    with all_pairs: every member as sent, repeats included, since jsonb_in
+    reads them all before it drops the repeats (deviation 4)."""
+
+
+def _object_pairs(pairs):
+    o = _Obj(pairs)
+    o.all_pairs = pairs
+    return o
+
+
 def _refuse_constant(name):
     raise ValueError("%s is not JSON" % name)
 
@@ -285,7 +297,8 @@ def strict_loads(data, exact=False):
         return json.loads(text, parse_constant=_refuse_constant,
                           parse_int=int, parse_float=decimal.Decimal)
     return json.loads(text, parse_constant=_refuse_constant,
-                      parse_int=_parse_int, parse_float=_parse_float)
+                      parse_int=_parse_int, parse_float=_parse_float,
+                      object_pairs_hook=_object_pairs)
 
 
 def json_text(value):
@@ -323,9 +336,11 @@ def jsonb_can_hold(value):
     """Deviation 4: PostgreSQL's jsonb refuses a \\u0000 escape, an unpaired
     surrogate escape (Python's json joins a proper pair into one character, so
     any surrogate left in a string is unpaired), a number with more than 1,000
-    digits, and an exponent beyond +-1,000."""
+    digits, and an exponent beyond +-1,000, in any member, a repeated one
+    that the parsed value no longer holds included."""
     if isinstance(value, dict):
-        return all(jsonb_can_hold(k) and jsonb_can_hold(v) for k, v in value.items())
+        pairs = getattr(value, "all_pairs", None) or value.items()
+        return all(jsonb_can_hold(k) and jsonb_can_hold(v) for k, v in pairs)
     if isinstance(value, list):
         return all(jsonb_can_hold(v) for v in value)
     if isinstance(value, str):

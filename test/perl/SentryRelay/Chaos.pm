@@ -4,7 +4,8 @@
 #
 #   SentryRelay::Chaos::run(seconds => 900, messages => 200_000, partitions => 32);
 #
-# Setup: a 3-broker mock Kafka cluster, one PostgreSQL node running the
+# Setup: a 3-broker Kafka cluster (the librdkafka mock, or with SR_KAFKA=real
+# three Apache Kafka nodes and three replicas), one PostgreSQL node running the
 # stream "chaos" (topic events, commit log snuba-commit-log, writer group
 # snuba-consumers).  Messages are produced all along the run: version 2
 # inserts with and without task headers, skip_consume inserts, replacement
@@ -22,7 +23,8 @@
 #     leaving the stream's consumer group;
 #   Kafka side: a broker down and up, request errors injected on Fetch,
 #     OffsetCommit, JoinGroup and Metadata (push_errors), added broker
-#     latency (rtt).
+#     latency (rtt); on the real cluster, a broker stopped or killed and
+#     started again.
 #
 # Audit: test-only triggers on the relay's tables (schema chaos) record, in
 # the relay's own transactions, every job, dead letter, local-offset advance
@@ -41,6 +43,7 @@ use Time::HiRes qw(time usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SentryRelay::Kafka;
 use SentryRelay::KafkaMock;
 use SentryRelay::Test;
 
@@ -57,7 +60,12 @@ my @REPL_V2 = qw(start_delete_groups end_delete_groups start_merge end_merge
 my @REPL_V1 = qw(delete delete_groups merge unmerge);
 
 my @PG_FAULTS = qw(kill9 pg_restart stop_start rebalance_alter rebalance_member);
-my @KAFKA_FAULTS = qw(broker_down errors_fetch errors_commit errors_join errors_metadata rtt);
+# on the real broker (SR_KAFKA=real) only what a real cluster can do: a
+# broker stopped (controlled shutdown) or killed, then started again; its
+# partitions have three replicas, so their leadership moves
+my @MOCK_KAFKA_FAULTS = qw(broker_down errors_fetch errors_commit errors_join errors_metadata rtt);
+my @REAL_KAFKA_FAULTS = qw(broker_down broker_kill);
+my @KAFKA_FAULTS = @MOCK_KAFKA_FAULTS;
 
 # ---------------------------------------------------------------------------
 # the audit: test-only schema, created by the soak after CREATE EXTENSION
@@ -642,17 +650,36 @@ sub end_pg_faults
 sub fault_kafka
 {
 	my ($kind, $now) = @_;
-	if ($kind eq 'broker_down')
+	if ($kind eq 'broker_down' || $kind eq 'broker_kill')
 	{
 		my $id = 1 + int(rand(3));
 		my $hold = 2 + rand(6);
-		$kafka->broker_down($id);
+		if ($kind eq 'broker_kill')
+		{
+			$kafka->kill_node($id);
+		}
+		else
+		{
+			$kafka->broker_down($id);
+		}
 		$brokers_down = 1;
-		note(sprintf("%.1f s: broker %d down for %.1f s", $now, $id, $hold));
+		note(sprintf("%.1f s: broker %d %s for %.1f s", $now, $id,
+			$kind eq 'broker_kill' ? 'killed (SIGKILL)' : 'down', $hold));
 		$active{broker_down} = { until => time + $hold, id => $id };
 		my $w = counter_rises('broker_waits');
 		my $e = counter_rises('kafka_errors');
-		expect_seen('broker_down', $hold + 30, sub { $w->() || $e->() });
+		# On the mock a broker's partitions have no other replica: the
+		# relay must notice.  On the real cluster leadership moves to a
+		# replica, which a client may never see: reported, not required;
+		# the data checks show the relay went on.
+		if ($kafka->kind eq 'real')
+		{
+			expect_seen_soft($kind, $hold + 30, sub { $w->() || $e->() });
+		}
+		else
+		{
+			expect_seen('broker_down', $hold + 30, sub { $w->() || $e->() });
+		}
 		return 1;
 	}
 	if ($kind eq 'rtt')
@@ -714,7 +741,7 @@ sub end_kafka_faults
 	{
 		if ($force || time >= $a->{until})
 		{
-			$kafka->broker_up($a->{id});
+			$kafka->broker_up($a->{id});	# on the real cluster: start its JVM again
 			$brokers_down = 0;
 			delete $active{broker_down};
 		}
@@ -751,9 +778,19 @@ sub run
 	@bytes = (0) x $P;
 	$seq = 0;
 
-	$kafka = SentryRelay::KafkaMock->new(brokers => 3);
-	$kafka->create_topic($TOPIC, $P, 1);
-	$kafka->create_topic($CLOG, 1, 1);
+	$kafka = SentryRelay::Kafka->new(brokers => 3);
+	if ($kafka->kind eq 'real')
+	{
+		@KAFKA_FAULTS = @REAL_KAFKA_FAULTS;
+		$kafka->create_events_topic($TOPIC, $P);
+		$kafka->create_commit_log_topic($CLOG);
+	}
+	else
+	{
+		$kafka->create_topic($TOPIC, $P, 1);
+		$kafka->create_topic($CLOG, 1, 1);
+	}
+	diag('broker: ' . ($kafka->kind eq 'real' ? 'Apache Kafka, 3 nodes, 3 replicas' : 'the librdkafka mock, 3 brokers'));
 	$node = relay_node('chaos', $kafka, 'sentry_relay.batch_size' => 300,
 		restart_after_crash => 'on', log_min_messages => 'info');
 	$node->safe_psql('postgres', $AUDIT_SQL);
@@ -915,7 +952,7 @@ sub check_accounting
 
 	# retention must not have dropped anything
 	my @low = map { my ($lo) = $kafka->end_offsets($TOPIC, $_); $lo } 0 .. $P - 1;
-	is(join(',', grep { $low[$_] != 0 } 0 .. $P - 1), '', 'no partition lost messages to the mock\'s retention');
+	is(join(',', grep { $low[$_] != 0 } 0 .. $P - 1), '', 'no partition lost messages to retention');
 	refresh_high();
 	diag(sprintf("largest partition: %.1f MB", max(@bytes) / 1e6));
 
@@ -1078,7 +1115,7 @@ sub report
 {
 	my ($c, $final, $elapsed) = @_;
 	my %c = %$c;
-	for my $k (@PG_FAULTS, 'broker_down')
+	for my $k (@PG_FAULTS, $kafka->kind eq 'mock' ? 'broker_down' : ())
 	{
 		is($seen{$k} // 0, $injected{$k} // 0, "fault $k: the workers view showed each of the " . ($injected{$k} // 0));
 	}
@@ -1089,7 +1126,7 @@ sub report
 		sprintf('%s %d (seen %s)', $_, $injected{$_} // 0,
 			$_ eq 'rtt' ? 'n/a' : ($seen{$_} // $soft_seen{$_} // 0)) } @PG_FAULTS, @KAFKA_FAULTS);
 	my @lines = (
-		sprintf('seed %d, %.0f s, %d partitions, 3 brokers', $seed, $elapsed, $P),
+		sprintf('seed %d, %.0f s, %d partitions, 3 brokers (%s)', $seed, $elapsed, $P, $kafka->kind),
 		sprintf('messages produced %d; below the final remote offsets %d (inserts %d, skips %d, bad %d)',
 			$c{produced}, $c{below}, $c{exp_J}, $c{exp_S}, $c{exp_D}),
 		sprintf('jobs %d, dead letters %d, counted skips %d (commit-log dead letters %d)',

@@ -3,14 +3,19 @@
 #   1. unit tests of the pure C modules (state machine, decoders), via prove;
 #   2. pg_regress on a throwaway instance with sentry_relay preloaded;
 #   3. isolation specs (test/specs/*.spec), when there are any;
-#   4. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster, when any.
+#   4. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster, when any,
+#      against librdkafka's mock cluster (SentryRelay::KafkaMock);
+#   5. the TAP tests written for both brokers (a line "# brokers: mock real"
+#      in the file) again, against a real Apache Kafka (SR_KAFKA=real,
+#      test/kafka/): suite "TAP (real Kafka)", skipped when java is missing.
 # Each runner prints its own summary; the script ends with one line
 # "N passed, N failed" counting suites, and exits non-zero on any failure.
 # PostgreSQL refuses to run as root, so servers run as the postgres user.
-# For a partial run while developing: SR_SUITES="unit regress isolation tap"
-# (any subset) and SR_TAP_TESTS="test/t/070_chaos.pl ..." (default: all).
+# For a partial run while developing: SR_SUITES="unit regress isolation tap
+# tap-real" (any subset) and SR_TAP_TESTS="test/t/070_chaos.pl ..." (default:
+# all; tap-real runs those of them that are written for both brokers).
 set -uo pipefail
-SUITES=${SR_SUITES:-unit regress isolation tap}
+SUITES=${SR_SUITES:-unit regress isolation tap tap-real}
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,7 +73,7 @@ suite_result() {
 # $RUN_AS can read (later runs only check it).  Without java those tests
 # skip; if the fetch fails they fail.
 KAFKA_ENV=()
-if want tap && command -v java >/dev/null; then
+if { want tap || want tap-real; } && command -v java >/dev/null; then
 	if kafka_cp=$("$REPO/test/kafka/fetch.sh"); then
 		KAFKA_ENV=(SR_KAFKA_CLASSPATH="$kafka_cp")
 	else
@@ -135,25 +140,51 @@ if want isolation && compgen -G "test/specs/*.spec" >/dev/null; then
 	suite_result isolation $rc
 fi
 
-if want tap && compgen -G "test/t/*.pl" >/dev/null; then
-	echo "== TAP"
-	mkdir -p "$WORK/tap"
-	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/tap"
-	as_user env "${SAN_ENV[@]}" "${KAFKA_ENV[@]}" PATH="$PGBIN:$PATH" \
+# run_tap NAME DIR TEST...: prove the TAP tests with TESTDIR=$WORK/DIR (each
+# run its own, so the per-test logs of the two runs do not collide); the
+# extra environment (SR_KAFKA=...) comes from TAP_ENV.
+run_tap() {
+	local name=$1 dir=$2 rc t0=$SECONDS
+	shift 2
+	mkdir -p "$WORK/$dir"
+	[ "$(id -u)" -eq 0 ] && chown "$RUN_AS" "$WORK/$dir"
+	as_user env "${SAN_ENV[@]}" "${KAFKA_ENV[@]}" "${TAP_ENV[@]}" PATH="$PGBIN:$PATH" \
 		PERL5LIB="$PGXS_DIR/src/test/perl:$REPO/test/perl" \
-		TESTDIR="$WORK/tap" \
+		TESTDIR="$WORK/$dir" \
 		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 		SR_REPO="$REPO" \
-		prove ${PROVE_FLAGS:-} ${SR_TAP_TESTS:-test/t/*.pl}
+		prove ${PROVE_FLAGS:-} "$@"
 	rc=$?
 	if [ $rc -ne 0 ]; then
-		for f in "$WORK"/tap/tmp_check/log/*; do
+		for f in "$WORK/$dir"/tmp_check/log/*; do
 			[ -f "$f" ] || continue
 			echo "---- $f (last 60 lines)"
 			tail -n 60 "$f"
 		done
 	fi
-	suite_result TAP $rc
+	echo "== $name took $((SECONDS - t0)) s"
+	suite_result "$name" $rc
+}
+
+TAP_TESTS=(${SR_TAP_TESTS:-test/t/*.pl})
+if want tap && compgen -G "test/t/*.pl" >/dev/null; then
+	echo "== TAP"
+	TAP_ENV=()
+	run_tap TAP tap "${TAP_TESTS[@]}"
+fi
+
+# The same tests against a real broker: those of TAP_TESTS marked for both.
+if want tap-real && compgen -G "test/t/*.pl" >/dev/null; then
+	echo "== TAP (real Kafka)"
+	real_tests=($(grep -l '^# brokers: mock real' "${TAP_TESTS[@]}" 2>/dev/null))
+	if ! command -v java >/dev/null; then
+		echo "skipped: java not found (test/setup-deps.sh installs it)"
+	elif [ ${#real_tests[@]} -eq 0 ]; then
+		echo "skipped: none of the tests is marked '# brokers: mock real'"
+	else
+		TAP_ENV=(SR_KAFKA=real)
+		run_tap "TAP (real Kafka)" tap-real "${real_tests[@]}"
+	fi
 fi
 
 if [ ${#SAN_ENV[@]} -gt 0 ]; then

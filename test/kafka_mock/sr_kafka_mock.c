@@ -858,6 +858,73 @@ static void cmd_delete_topic(char **tok, int ntok)
 		reply_ok("");
 }
 
+/*
+ * delete_group_offsets GROUP TOPIC PARTITION...: DeleteConsumerGroupOffsets
+ * (real broker only), as kafka-consumer-groups.sh --delete-offsets.  The
+ * broker refuses (GROUP_SUBSCRIBED_TO_TOPIC) while a member of the group
+ * consumes the topic: that error is the answer, for the caller to retry.
+ */
+static void cmd_delete_group_offsets(char **tok, int ntok)
+{
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_DeleteConsumerGroupOffsets_t *d;
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *opts;
+	rd_kafka_event_t *ev;
+	const rd_kafka_group_result_t **res;
+	const rd_kafka_error_t *gerr;
+	const rd_kafka_topic_partition_list_t *rp;
+	char errbuf[512] = "";
+	size_t n;
+	long part;
+	int i;
+
+	if (!real_bootstrap) {
+		reply_err("not supported by the mock cluster");
+		return;
+	}
+	if (ensure_producer() < 0)
+		return;
+	parts = rd_kafka_topic_partition_list_new(ntok - 3);
+	for (i = 3; i < ntok; i++) {
+		if (arg_long(tok[i], 0, INT32_MAX, &part, "partition") < 0) {
+			rd_kafka_topic_partition_list_destroy(parts);
+			return;
+		}
+		rd_kafka_topic_partition_list_add(parts, tok[2], (int32_t) part);
+	}
+	d = rd_kafka_DeleteConsumerGroupOffsets_new(tok[1], parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	q = rd_kafka_queue_new(producer);
+	opts = admin_options(RD_KAFKA_ADMIN_OP_DELETECONSUMERGROUPOFFSETS);
+	rd_kafka_DeleteConsumerGroupOffsets(producer, &d, 1, opts, q);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_DeleteConsumerGroupOffsets_destroy(d);
+	ev = admin_wait(q, RD_KAFKA_EVENT_DELETECONSUMERGROUPOFFSETS_RESULT, errbuf, sizeof(errbuf));
+	rd_kafka_queue_destroy(q);
+	if (!ev) {
+		reply_err("delete_group_offsets %s: %s", tok[1], errbuf);
+		return;
+	}
+	res = rd_kafka_DeleteConsumerGroupOffsets_result_groups(
+		rd_kafka_event_DeleteConsumerGroupOffsets_result(ev), &n);
+	if (n != 1)
+		snprintf(errbuf, sizeof(errbuf), "%zu group results, not 1", n);
+	else if ((gerr = rd_kafka_group_result_error(res[0])) != NULL)
+		snprintf(errbuf, sizeof(errbuf), "%s: %s", rd_kafka_error_name(gerr),
+				 rd_kafka_error_string(gerr));
+	else if ((rp = rd_kafka_group_result_partitions(res[0])) != NULL)
+		for (i = 0; i < rp->cnt && !errbuf[0]; i++)
+			if (rp->elems[i].err)
+				snprintf(errbuf, sizeof(errbuf), "partition %d: %s", (int) rp->elems[i].partition,
+						 rd_kafka_err2name(rp->elems[i].err));
+	rd_kafka_event_destroy(ev);
+	if (errbuf[0])
+		reply_err("delete_group_offsets %s: %s", tok[1], errbuf);
+	else
+		reply_ok("");
+}
+
 /* The fault-injection commands exist only on the mock. */
 static int mock_only(void)
 {
@@ -948,6 +1015,7 @@ static const struct command {
 	{"alter_topic", 2, -1, cmd_alter_topic, "NAME CONFIG=VALUE [CONFIG=VALUE ...]"},
 	{"topic_config", 2, 2, cmd_topic_config, "NAME CONFIG"},
 	{"delete_topic", 1, 1, cmd_delete_topic, "NAME"},
+	{"delete_group_offsets", 3, -1, cmd_delete_group_offsets, "GROUP TOPIC PARTITION [PARTITION...]"},
 	{"produce", 4, -1, cmd_produce, "TOPIC PARTITION KEYHEX VALUEHEX [HNAME=HVALHEX ...]"},
 	{"produce_file", 1, 1, cmd_produce_file, "PATH"},
 	{"broker_down", 1, 1, cmd_broker, "BROKER_ID"},

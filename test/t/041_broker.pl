@@ -1,17 +1,26 @@
 # 041_broker.pl - the Kafka broker goes down and comes back: the worker
 # says it waits for the broker, does not crash, and resumes by itself.
+#
+# brokers: mock real
+#
+# broker_down/broker_up: on the mock the broker stops answering at once; on
+# a real broker its JVM stops (TERM, a controlled shutdown) and starts
+# again.  A real broker also gets a third outage, a kill -9 of its JVM
+# (mock: no process to kill, and its broker_down is abrupt already).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use SentryRelay::KafkaMock;
+use SentryRelay::Kafka;
 use SentryRelay::Test;
 
-my $kafka = SentryRelay::KafkaMock->new(brokers => 1);
-$kafka->create_topic('bd-events', 2);
-$kafka->create_topic('bd-clog', 1);
+plan skip_all => 'java not found: no real Kafka broker here'
+  unless SentryRelay::Kafka->available;
+my $kafka = SentryRelay::Kafka->new(brokers => 1);
+$kafka->create_events_topic('bd-events', 2);
+$kafka->create_commit_log_topic('bd-clog');
 
 my $node = relay_node('broker', $kafka);
 
@@ -33,15 +42,16 @@ my ($pid, $restarts) = split /\|/, $node->safe_psql('postgres',
 	q{SELECT pid, restarts FROM sentry_relay.workers WHERE stream = 'bd' AND status = 'running'});
 like($pid, qr/^\d+$/, "worker running (pid $pid)");
 
-# outage($what, $hold): take the broker down, check that the worker
-# says so and stays up for $hold seconds (past the group session timeout if
-# long enough), then bring the broker back.
+# outage($what, $hold, $kill): take the broker down (kill -9 its JVM if
+# $kill, real broker only), check that the worker says so and stays up for
+# $hold seconds (past the group session timeout if long enough), then bring
+# the broker back.
 sub outage
 {
-	my ($what, $hold) = @_;
+	my ($what, $hold, $kill) = @_;
 	my $log_offset = -s $node->logfile;
 	my $t0 = time;
-	$kafka->broker_down(1);
+	if ($kill) { $kafka->kill_node(1) } else { $kafka->broker_down(1) }
 	is(wait_for_value($node, q{SELECT status FROM sentry_relay.workers WHERE stream = 'bd'},
 			'waiting for broker', 60),
 		'waiting for broker', "$what: broker down: the workers view says 'waiting for broker'");
@@ -60,7 +70,7 @@ sub outage
 		'sentry_relay worker', "$what: broker down: the worker is still in pg_stat_activity");
 	ok(!$node->log_contains(qr/terminated by signal|sentry_relay worker.*exited with exit code [1-9]/, $log_offset),
 		"$what: broker down: no worker crashed or exited");
-	$kafka->broker_up(1);
+	if ($kill) { $kafka->start_node(1) } else { $kafka->broker_up(1) }
 }
 
 # expect_jobs($what, $upto): offsets 0..$upto-1 of both partitions, once
@@ -99,6 +109,18 @@ is(job_offsets($node, 'bd'), join(',', 0 .. 9, 0 .. 9), 'long: nothing new enque
 produce_events($kafka, 'bd-events', $_, 5, first => 1000 * $_ + 10) for 0, 1;
 commit_log($kafka, 'bd-events', $_, 'snuba-consumers', 15, commit_log_topic => 'bd-clog') for 0, 1;
 expect_jobs('long', 15);
+
+if ($kafka->kind eq 'real')
+{
+	# the JVM is killed: no controlled shutdown, the log is recovered at
+	# start, and the node registers again only once its old broker session
+	# has expired
+	outage('kill', 1, 1);
+	is(job_offsets($node, 'bd'), join(',', 0 .. 14, 0 .. 14), 'kill: nothing new enqueued while down');
+	produce_events($kafka, 'bd-events', $_, 5, first => 1000 * $_ + 15) for 0, 1;
+	commit_log($kafka, 'bd-events', $_, 'snuba-consumers', 20, commit_log_topic => 'bd-clog') for 0, 1;
+	expect_jobs('kill', 20);
+}
 
 $node->stop;
 $kafka->stop;

@@ -12,7 +12,8 @@
 # methods: bootstrap, create_topic, create_events_topic,
 # create_commit_log_topic, produce, produce_file, end_offsets, broker_down,
 # broker_up, stop.  Fault injection (rtt, push_errors, set_leader) exists only
-# on the mock; stop_node, kill_node, start_node only on the real cluster.
+# on the mock; stop_node, kill_node, start_node, topic_config, alter_topic,
+# delete_topic and delete_group_offsets only on the real cluster.
 package SentryRelay::Kafka;
 
 use strict;

@@ -262,6 +262,30 @@ sub delete_topic
 	return 1;
 }
 
+# delete_group_offsets($group, $topic, \@partitions, timeout => S): the
+# consumer group's committed offsets of these partitions are deleted
+# (DeleteConsumerGroupOffsets, as kafka-consumer-groups.sh --delete-offsets).
+# The broker refuses while a member of the group consumes the topic
+# (GROUP_SUBSCRIBED_TO_TOPIC): this tries again every 200 ms, for at most
+# timeout seconds (default 30), e.g. while a stopped consumer's LeaveGroup
+# is on its way.  Real broker only: the mock cluster has no such request.
+sub delete_group_offsets
+{
+	my ($self, $group, $topic, $parts, %opt) = @_;
+	croak "delete_group_offsets needs partitions" unless $parts && @$parts;
+	my $line = join ' ', 'delete_group_offsets', SentryRelay::KafkaMock::_word('group', $group),
+	  SentryRelay::KafkaMock::_word('topic', $topic), map { 0 + $_ } @$parts;
+	my $deadline = Time::HiRes::time() + ($opt{timeout} // 30);
+	while (1)
+	{
+		my $ok = eval { $self->command($line); 1 };
+		return 1 if $ok;
+		croak $@ if $@ !~ /GROUP_SUBSCRIBED_TO_TOPIC|NON_EMPTY_GROUP|REBALANCE_IN_PROGRESS/
+		  || Time::HiRes::time() > $deadline;
+		Time::HiRes::usleep(200_000);
+	}
+}
+
 sub _configs
 {
 	my ($c) = @_;

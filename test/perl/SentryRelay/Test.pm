@@ -1,7 +1,7 @@
 # SentryRelay::Test - shared helpers of the relay's TAP tests: a PostgreSQL
-# node with sentry_relay preloaded and pointed at a mock Kafka cluster,
-# Sentry-shaped test messages, and polling with a deadline (never a bare
-# sleep).
+# node with sentry_relay preloaded and pointed at the test's Kafka (mock or
+# real, see SentryRelay::Kafka), Sentry-shaped test messages, and polling
+# with a deadline (never a bare sleep).
 package SentryRelay::Test;
 
 use strict;

@@ -12,6 +12,7 @@
 #   my $off = $k->produce('events', 0, 'key', '{"x":1}', { h => 'v' });
 #   my ($lo, $hi) = $k->end_offsets('events', 0);
 #   $k->kill_node(2); ... $k->start_node(2);   # or stop_node(2): TERM
+#   $k->topic_metadata('events')->{0}{leader}; # 1..N, -1: none (also replicas, isr)
 #   $k->broker_down(1); $k->broker_up(1);      # = stop_node / start_node
 #   $k->stop;    # also done by DESTROY
 #
@@ -284,6 +285,32 @@ sub delete_group_offsets
 		  || Time::HiRes::time() > $deadline;
 		Time::HiRes::usleep(200_000);
 	}
+}
+
+# topic_metadata($topic): the topic's partitions as the cluster's metadata
+# shows them now (kcat -L -J, librdkafka's Metadata request to any live
+# node): { partition => { leader => node id (-1: none), replicas => [ids],
+# isr => [ids] } }.  Croaks if kcat fails or the topic is unknown.
+sub topic_metadata
+{
+	my ($self, $topic) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'kcat', '-L', '-J', '-m', '10', '-b', $self->{bootstrap}, '-t',
+			SentryRelay::KafkaMock::_word('topic', $topic) ],
+		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(30))
+	  or croak "kcat -L failed: $err";
+	require JSON::PP;
+	my $md = JSON::PP->new->decode($out);
+	my ($t) = grep { $_->{topic} eq $topic } @{ $md->{topics} || [] };
+	croak "topic $topic is not in the metadata: $out"
+	  if !$t || $t->{error} || !@{ $t->{partitions} || [] };
+	return { map {
+		$_->{partition} => {
+			leader => $_->{leader},
+			replicas => [ map { $_->{id} } @{ $_->{replicas} || [] } ],
+			isr => [ map { $_->{id} } @{ $_->{isrs} || [] } ],
+		}
+	} @{ $t->{partitions} } };
 }
 
 sub _configs

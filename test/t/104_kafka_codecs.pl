@@ -8,7 +8,8 @@
 #     written by python3-confluent-kafka producers, one per codec, so that each
 #     codec's batch is kept as the producer compressed it; each commit-log step
 #     is one batch of 20 entries (the followed group's and nine other groups')
-#     in the step's codec;
+#     in the step's codec (each producer waits for the metadata first, so its
+#     messages leave together after linger.ms, as one batch);
 #   - broker-side: one events topic per codec with that compression.type,
 #     written uncompressed by the helper, so the broker recompresses.
 # The relay decodes all and enqueues each message exactly once, only up to
@@ -106,7 +107,8 @@ res = []
 for ci, msgs in enumerate(plan):
     got = []
     p = Producer({'bootstrap.servers': '$bootstrap', 'compression.type': names[ci],
-                  'linger.ms': 200, 'enable.idempotence': True})
+                  'linger.ms': 500, 'enable.idempotence': True})
+    p.list_topics('events', timeout=20)    # the leaders known: no message waits unassigned
     for part, seq, value in msgs:
         p.produce('events', value=value.encode(), key=str(seq), partition=part,
                   on_delivery=lambda err, m: got.append('ERR' if err else '%d:%d:%s' % (m.partition(), m.offset(), m.key().decode())))
@@ -177,7 +179,8 @@ sub commit_step
 	my ($ok, $out) = run_python(qq{
 import json, time
 from confluent_kafka import Producer
-p = Producer({'bootstrap.servers': '$bootstrap', 'compression.type': '$codec', 'linger.ms': 200})
+p = Producer({'bootstrap.servers': '$bootstrap', 'compression.type': '$codec', 'linger.ms': 500})
+p.list_topics('snuba-commit-log', timeout=20)    # the leader known: one batch
 got = []
 for key, off in json.load(open('$ef')):
     p.produce('snuba-commit-log', partition=0, key=key,

@@ -107,16 +107,51 @@ static bool sr_skim_value(sr_skim *s, int role);
 #define SR_ROLE_COLLECT 2
 #define SR_ROLE_TASK	3
 
+/* The first byte at or after p that is not JSON whitespace (or end). */
+const unsigned char *
+sr_json_skip_ws(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	return p;
+}
+
 static inline void
 sr_skim_ws(sr_skim *s)
 {
-	while (s->p < s->end &&
-		   (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-		s->p++;
+	s->p = sr_json_skip_ws(s->p, s->end);
 }
 
-static int
-sr_skim_hex4(const unsigned char *p)
+/*
+ * A \u escape at p (on its backslash), a surrogate pair read as one: the
+ * bytes it takes (6 or 12), with its code point in *cp; 0 for bad hex digits
+ * or a cut escape, -1 for half of a surrogate pair.
+ */
+int
+sr_json_u_escape(const unsigned char *p, const unsigned char *end, int *cp)
+{
+	int			hi,
+				lo;
+
+	if (end - p < 6 || (hi = sr_json_hex4(p + 2)) < 0)
+		return 0;
+	if (hi >= 0xDC00 && hi <= 0xDFFF)
+		return -1;
+	if (hi < 0xD800 || hi > 0xDBFF)
+	{
+		*cp = hi;
+		return 6;
+	}
+	if (end - p < 12 || p[6] != '\\' || p[7] != 'u' ||
+		(lo = sr_json_hex4(p + 8)) < 0xDC00 || lo > 0xDFFF)
+		return -1;
+	*cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+	return 12;
+}
+
+/* The value of four hex digits at p, or -1. */
+int
+sr_json_hex4(const unsigned char *p)
 {
 	int			v = 0;
 
@@ -236,21 +271,12 @@ sr_skim_string(sr_skim *s, bool *has_escape)
 			case 'u':
 				{
 					int			cp;
+					int			n = sr_json_u_escape(s->p, s->end, &cp);
 
-					if (s->end - s->p < 6 || (cp = sr_skim_hex4(s->p + 2)) < 0)
+					/* \u0000 and unpaired surrogates: json_text.c's business */
+					if (n <= 0 || cp == 0)
 						return false;
-					s->p += 6;
-					if (cp == 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
-						return false;	/* decline: json-c's business */
-					if (cp >= 0xD800 && cp <= 0xDBFF)
-					{
-						int			lo;
-
-						if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' ||
-							(lo = sr_skim_hex4(s->p + 2)) < 0xDC00 || lo > 0xDFFF)
-							return false;
-						s->p += 6;
-					}
+					s->p += n;
 					break;
 				}
 			default:

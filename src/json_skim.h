@@ -56,4 +56,11 @@ extern bool sr_json_skim(const char *buf, size_t len, const char *const *keep,
  */
 extern size_t sr_utf8_seq_len(const unsigned char *p, size_t n);
 
+/* JSON's lexical pieces, shared with json_text.c. */
+extern const unsigned char *sr_json_skip_ws(const unsigned char *p,
+											const unsigned char *end);
+extern int	sr_json_hex4(const unsigned char *p);
+extern int	sr_json_u_escape(const unsigned char *p, const unsigned char *end,
+							 int *cp);
+
 #endif							/* SR_JSON_SKIM_H */

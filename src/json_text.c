@@ -28,31 +28,7 @@ typedef struct sr_loc
 static void
 sr_loc_ws(sr_loc *c)
 {
-	while (c->p < c->end &&
-		   (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-		c->p++;
-}
-
-static int
-sr_loc_hex4(const unsigned char *p)
-{
-	int			v = 0;
-
-	for (int i = 0; i < 4; i++)
-	{
-		int			c = p[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	return v;
+	c->p = sr_json_skip_ws(c->p, c->end);
 }
 
 /*
@@ -90,7 +66,7 @@ sr_loc_string(sr_loc *c, const char *name, bool *match)
 					{
 						int			cp;
 
-						if (c->end - c->p < 4 || (cp = sr_loc_hex4(c->p)) < 0)
+						if (c->end - c->p < 4 || (cp = sr_json_hex4(c->p)) < 0)
 							return false;
 						c->p += 4;
 						/* names compared are ASCII: any other code point differs */
@@ -204,9 +180,7 @@ sr_jv_fail(sr_jv *v, const char *why)
 static void
 sr_jv_ws(sr_jv *v)
 {
-	while (v->p < v->end &&
-		   (*v->p == ' ' || *v->p == '\t' || *v->p == '\n' || *v->p == '\r'))
-		v->p++;
+	v->p = sr_json_skip_ws(v->p, v->end);
 }
 
 static bool
@@ -244,7 +218,7 @@ sr_jv_string(sr_jv *v)
 				v->p += 2;
 				break;
 			case 'u':
-				if (v->end - v->p < 6 || sr_loc_hex4(v->p + 2) < 0)
+				if (v->end - v->p < 6 || sr_json_hex4(v->p + 2) < 0)
 					return sr_jv_fail(v, "an invalid \\u escape");
 				v->p += 6;
 				break;
@@ -483,7 +457,7 @@ sr_json_string_value(const char *span, size_t len, char *out, size_t *outlen)
 	while (p < end)
 	{
 		int			cp,
-					lo;
+					esc;
 
 		if (*p != '\\')
 		{
@@ -502,21 +476,12 @@ sr_json_string_value(const char *span, size_t len, char *out, size_t *outlen)
 			case 'u': break;
 			default: out[n++] = p[1]; p += 2; continue;
 		}
-		if (end - p < 6 || (cp = sr_loc_hex4((const unsigned char *) p + 2)) < 0)
+		esc = sr_json_u_escape((const unsigned char *) p, (const unsigned char *) end, &cp);
+		if (esc <= 0)
 			return SR_JS_SURROGATE;
-		p += 6;
 		if (cp == 0)
 			return SR_JS_NUL;
-		if (cp >= 0xDC00 && cp <= 0xDFFF)
-			return SR_JS_SURROGATE;
-		if (cp >= 0xD800 && cp <= 0xDBFF)
-		{
-			if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
-				(lo = sr_loc_hex4((const unsigned char *) p + 2)) < 0xDC00 || lo > 0xDFFF)
-				return SR_JS_SURROGATE;
-			p += 6;
-			cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-		}
+		p += esc;
 		/* an escape takes 6 or 12 bytes and writes at most 3 or 4 */
 		n += sr_utf8_put(out + n, (unsigned) cp);
 	}
@@ -607,7 +572,7 @@ sr_json_jsonb_safe(const char *buf, size_t len)
 			for (p++; p < end && *p != '"'; p++)
 			{
 				int			cp,
-							lo;
+							esc;
 
 				if (*p != '\\')
 					continue;
@@ -618,17 +583,10 @@ sr_json_jsonb_safe(const char *buf, size_t len)
 					p++;
 					continue;
 				}
-				if (end - p < 6 || (cp = sr_loc_hex4(p + 2)) < 0 || cp == 0 ||
-					(cp >= 0xDC00 && cp <= 0xDFFF))
+				esc = sr_json_u_escape(p, end, &cp);
+				if (esc <= 0 || cp == 0)
 					return false;
-				p += 5;
-				if (cp >= 0xD800 && cp <= 0xDBFF)
-				{
-					if (end - p < 7 || p[1] != '\\' || p[2] != 'u' ||
-						(lo = sr_loc_hex4(p + 3)) < 0xDC00 || lo > 0xDFFF)
-						return false;
-					p += 6;
-				}
+				p += esc - 1;	/* the loop steps over the last byte */
 			}
 			if (p >= end)
 				return false;

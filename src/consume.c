@@ -729,7 +729,7 @@ sr_kick_fetcher(void)
 		sr_parts[answered].assigned)
 		sr_parts[answered].high_watermark = high;
 	now = GetCurrentTimestamp();
-	if (sr_broker_down || sr_nparts == 0 ||
+	if (!sr_fetch_wakeup || sr_broker_down || sr_nparts == 0 ||
 		!TimestampDifferenceExceeds(last, now, SR_KICK_MS) ||
 		rd_kafka_queue_length(sr_events.queue) >= SR_KICK_BELOW)
 		return;

@@ -26,6 +26,7 @@ char	   *sr_kafka_properties = NULL;
 int			sr_batch_size = 5000;
 int			sr_batch_max_bytes = 16 * 1024 * 1024;
 int			sr_batch_timeout = 10;
+bool		sr_fetch_wakeup = true;
 bool		sr_synchronous_commit = false;
 int			sr_max_workers = 8;
 int			sr_queue_buffer_kb = 8192;
@@ -109,6 +110,14 @@ sr_guc_init(void)
 							 &sr_synchronous_commit,
 							 false,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("sentry_relay.fetch_wakeup",
+							 "Whether a relay worker wakes librdkafka's fetcher when a partition is behind and its queue runs low.",
+							 "A developer setting, kept while the wake-up is measured on real brokers: off skips the ListOffsets request that the fetch waker thread makes.",
+							 &sr_fetch_wakeup,
+							 true,
+							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("sentry_relay.max_workers",

@@ -13,6 +13,7 @@ extern int	sr_batch_size;
 extern int	sr_batch_max_bytes;
 extern int	sr_batch_timeout;
 extern bool sr_synchronous_commit;
+extern bool sr_fetch_wakeup;
 extern int	sr_max_workers;
 extern int	sr_queue_buffer_kb;
 extern int	sr_max_attempts;

@@ -16,10 +16,11 @@
 #   $k->broker_down(1); $k->broker_up(1);      # = stop_node / start_node
 #   $k->stop;    # also done by DESTROY
 #
-# Produce, end_offsets and the Admin API go through the same helper as the
-# mock (test/kafka_mock/sr_kafka_mock, here with --bootstrap), whose producer
-# is librdkafka's, like the extension's.  The mock's fault injection (rtt,
-# push_errors, set_leader) croaks with "not supported on a real broker".
+# Produce and the Admin API go through the same helper as the mock
+# (test/kafka_mock/sr_kafka_mock, here with --bootstrap), whose producer is
+# librdkafka's, like the extension's; end_offsets asks kcat -Q (see there).
+# The mock's fault injection (rtt, push_errors, set_leader) croaks with "not
+# supported on a real broker".
 #
 # The broker's classpath: the file $ENV{SR_KAFKA_CLASSPATH} (test/run-tests.sh
 # sets it after running test/kafka/fetch.sh as root), else test/kafka/fetch.sh
@@ -284,6 +285,60 @@ sub delete_group_offsets
 		croak $@ if $@ !~ /GROUP_SUBSCRIBED_TO_TOPIC|NON_EMPTY_GROUP|REBALANCE_IN_PROGRESS/
 		  || Time::HiRes::time() > $deadline;
 		Time::HiRes::usleep(200_000);
+	}
+}
+
+# end_offsets($topic, $partition, timeout => S): (low, high) watermarks, as
+# the mock's.  Not asked through the helper: librdkafka 2.0's
+# rd_kafka_query_watermark_offsets ignores its timeout once its ListOffsets
+# requests are out, and retries them (retries is 2^31-1) on the partition's
+# cached leader; with that node killed it never returns, and the helper, one
+# command at a time, then fails every later command too (seen in 103: >60 s).
+# Here each watermark is a kcat -Q (rd_kafka_offsets_for_times, which keeps
+# its timeout) with fresh metadata, tried again every 500 ms while no leader
+# answers, for at most timeout seconds in all (default 30); then it croaks
+# naming the partition and kcat's last error.
+sub end_offsets
+{
+	my ($self, $topic, $p, %opt) = @_;
+	my $t = SentryRelay::KafkaMock::_word('topic', $topic);
+	croak "bad partition \"$p\"" unless defined $p && $p =~ /^\d+$/;
+	my $limit = $opt{timeout} // 30;
+	my $deadline = Time::HiRes::time() + $limit;
+	my ($tries, $why) = (0, '');
+	while (1)
+	{
+		$tries++;
+		my @wm;
+		for my $ts (-2, -1)
+		{
+			my ($out, $err) = ('', '');
+			my $left = $deadline - Time::HiRes::time();
+			$left = 1 if $left < 1;
+			my $ok = eval {
+				IPC::Run::run([ 'kcat', '-Q', '-b', $self->{bootstrap}, '-t', "$t:$p:$ts" ],
+					'<', \undef, '>', \$out, '2>', \$err,
+					IPC::Run::timeout($left < 15 ? $left : 15));
+			};
+			if ($ok && $out =~ /^\Q$t\E \[$p\]\s+offset (-?\d+)$/m)
+			{
+				push @wm, 0 + $1;
+				next;
+			}
+			# kcat's own verdict ("% ERROR: ..."), else its last log line
+			my @e = grep { /\S/ } split /\n/, $err;
+			my ($verdict) = grep { /ERROR/ } reverse @e;
+			$why = $@ =~ /timeout/i ? "kcat -Q gave no answer in time"
+			  : $verdict // $e[-1] // ($out =~ /\S/ ? "unexpected output \"$out\"" : "exit status $?");
+			$why =~ s/\s+\z//;
+			last;
+		}
+		return @wm if @wm == 2;
+		croak sprintf("end_offsets(%s, %d): no answer from the partition's leader within %d s "
+			  . "(tries: %d; is a node down and its leaderships not moved yet?); last error: %s",
+			$topic, $p, $limit, $tries, $why)
+		  if Time::HiRes::time() + 0.5 > $deadline;
+		Time::HiRes::usleep(500_000);
 	}
 }
 

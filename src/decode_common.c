@@ -1,6 +1,9 @@
 /*
  * decode_common.c - the decoder object, error reporting, the string arena,
- * input validation and typed field readers shared by both decoders.
+ * input validation and typed field readers shared by both decoders, and the
+ * known operations of each event version, which the event decoder and its
+ * fast path both look up (so that decode_fast.c never calls back into
+ * decode_event.c).
  *
  * Pure C over json-c: no PostgreSQL dependency, no exceptions.  Every
  * failure is reported through an sr_error.
@@ -40,6 +43,37 @@ static const struct
 	[SR_ERR_UNKNOWN_OPERATION] = {"unknown_operation", "0A000"},
 	[SR_ERR_OUT_OF_MEMORY] = {"out_of_memory", "53200"},
 };
+
+static const char *const sr_v1_skip_ops[] = {
+	"delete", "delete_groups", "merge", "unmerge", NULL
+};
+
+static const char *const sr_v2_skip_ops[] = {
+	"start_delete_groups", "end_delete_groups",
+	"start_merge", "end_merge",
+	"start_unmerge", "end_unmerge",
+	"start_unmerge_hierarchical", "end_unmerge_hierarchical",
+	"start_delete_tag", "end_delete_tag",
+	"tombstone_events", "replace_group", "exclude_groups",
+	NULL
+};
+
+/*
+ * The static name of a known operation of this version, or NULL: used by the
+ * event decoder (decode_event.c) and its fast path (decode_fast.c).
+ */
+const char *
+sr_event_lookup_op(int version, const char *op, size_t len)
+{
+	const char *const *list = version == 1 ? sr_v1_skip_ops : sr_v2_skip_ops;
+
+	if (len == 6 && memcmp(op, "insert", 6) == 0)
+		return "insert";
+	for (; *list != NULL; list++)
+		if (strlen(*list) == len && memcmp(*list, op, len) == 0)
+			return *list;
+	return NULL;
+}
 
 const char *
 sr_errclass_name(sr_errclass cls)

@@ -20,34 +20,6 @@
 #include "json_text.h"
 #include "json_skim.h"
 
-static const char *const sr_v1_skip_ops[] = {
-	"delete", "delete_groups", "merge", "unmerge", NULL
-};
-
-static const char *const sr_v2_skip_ops[] = {
-	"start_delete_groups", "end_delete_groups",
-	"start_merge", "end_merge",
-	"start_unmerge", "end_unmerge",
-	"start_unmerge_hierarchical", "end_unmerge_hierarchical",
-	"start_delete_tag", "end_delete_tag",
-	"tombstone_events", "replace_group", "exclude_groups",
-	NULL
-};
-
-/* The static name of a known operation of this version, or NULL. */
-const char *
-sr_event_lookup_op(int version, const char *op, size_t len)
-{
-	const char *const *list = version == 1 ? sr_v1_skip_ops : sr_v2_skip_ops;
-
-	if (len == 6 && memcmp(op, "insert", 6) == 0)
-		return "insert";
-	for (; *list != NULL; list++)
-		if (strlen(*list) == len && memcmp(*list, op, len) == 0)
-			return *list;
-	return NULL;
-}
-
 /* A member that Sentry reads as event_data[name]: it must be there. */
 static bool
 sr_event_required(struct json_object *obj, const char *where,

@@ -84,7 +84,7 @@ extern bool sr_py_int(const char *s, size_t len, int64_t *out, bool *fits,
 extern bool sr_py_int_json(struct json_object *v, int64_t *out, bool *fits);
 extern bool sr_json_truthy(struct json_object *v);
 
-/* decode_event.c, shared with the fast path */
+/* decode_common.c: the operations of each version, for both event paths */
 extern const char *sr_event_lookup_op(int version, const char *op, size_t len);
 
 /* decode_fast.c: SR_DECODE_ERROR means "declined", with err untouched */

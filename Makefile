@@ -15,6 +15,7 @@ OBJS = \
 	src/sentry_relay.o \
 	src/guc.o \
 	src/decode_sql.o \
+	src/decode_backend.o \
 	src/decode_common.o \
 	src/decode_event.o \
 	src/decode_fast.o \

@@ -5,7 +5,9 @@
  *                                     default_queue text) -> jsonb
  *   sentry_relay.decode_commit_log_message(key, value, headers) -> record
  *
- * Decoder errors become ereport(ERROR) with the SQLSTATE of their class.
+ * Decoder errors become ereport(ERROR) with the SQLSTATE and hint of their
+ * class.  The decoder itself and those mappings, which the relay worker uses
+ * too, are in decode_backend.c.
  */
 #include "postgres.h"
 
@@ -21,74 +23,9 @@
 
 #include "decode.h"
 #include "decode_sql.h"
-#include "guc.h"
 
 PG_FUNCTION_INFO_V1(sr_decode_event_message);
 PG_FUNCTION_INFO_V1(sr_decode_commit_log_message);
-
-/* One decoder per backend, malloc'd by the pure C side, never freed. */
-static sr_decoder *sr_sql_decoder = NULL;
-
-sr_decoder *
-sr_get_decoder(void)
-{
-	if (sr_sql_decoder == NULL)
-	{
-		sr_sql_decoder = sr_decoder_create((size_t) sr_max_message_size);
-		if (sr_sql_decoder == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory creating a message decoder")));
-	}
-	sr_decoder_set_max_message_bytes(sr_sql_decoder, (size_t) sr_max_message_size);
-	return sr_sql_decoder;
-}
-
-int
-sr_errclass_errcode(sr_errclass cls)
-{
-	const char *s = sr_errclass_sqlstate(cls);
-
-	return MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
-}
-
-/* A hint that tells the user what to do about an error class. */
-const char *
-sr_errclass_hint(sr_errclass cls, bool commit_log)
-{
-	switch (cls)
-	{
-		case SR_ERR_MESSAGE_TOO_LARGE:
-			return commit_log ? "A commit log message is a short key and value."
-				: "Raise sentry_relay.max_message_size if messages this large are legitimate.";
-		case SR_ERR_NESTING_TOO_DEEP:
-			return "JSON may nest at most 64 levels deep.";
-		case SR_ERR_INVALID_JSON:
-			return commit_log
-				? "A commit log value is JSON such as {\"offset\": 42, \"orig_message_ts\": 1707857566.8} or a plain integer."
-				: "An event message is a JSON array such as [2, \"insert\", {...}, {...}].";
-		case SR_ERR_INVALID_UTF8:
-			return "Messages must be encoded in UTF-8.";
-		case SR_ERR_NUL_CHARACTER:
-			return "PostgreSQL text cannot hold NUL characters; the producer must not send them.";
-		case SR_ERR_WRONG_TYPE:
-		case SR_ERR_MISSING_FIELD:
-		case SR_ERR_INVALID_VALUE:
-			return commit_log
-				? "Compare the message with Snuba's commit log format in the sentry_relay README."
-				: "Compare the message with Sentry's eventstream format in the sentry_relay README.";
-		case SR_ERR_OUT_OF_RANGE:
-			return "Offsets, ids and partitions must be non-negative integers that fit in 64 bits; timestamps must lie between 1970 and 9999.";
-		case SR_ERR_INVALID_TIMESTAMP:
-			return "Timestamps must be in UTC, like 2021-09-20T12:34:56.789000Z.";
-		case SR_ERR_UNSUPPORTED_VERSION:
-			return "sentry_relay decodes event message versions 1 and 2.";
-		case SR_ERR_UNKNOWN_OPERATION:
-			return "The sentry_relay README lists the operations of each version.";
-		default:
-			return NULL;
-	}
-}
 
 static void
 sr_raise(const sr_error *err, bool commit_log)
@@ -249,13 +186,6 @@ sr_decode_event_message(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&buf, '}');
 
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
-}
-
-/* Microseconds since 1970 to a PostgreSQL timestamptz. */
-TimestampTz
-sr_unix_us_to_timestamptz(int64 us)
-{
-	return (TimestampTz) (us - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
 }
 
 Datum

@@ -1,6 +1,7 @@
 /*
  * decode_sql.h - PostgreSQL-side helpers around the pure decoders, shared by
- * the SQL wrappers and the relay worker.
+ * the SQL wrappers (decode_sql.c) and the relay worker; defined in
+ * decode_backend.c.
  */
 #ifndef SR_DECODE_SQL_H
 #define SR_DECODE_SQL_H

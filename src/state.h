@@ -8,8 +8,9 @@
  * followed writer group: the remote offset is the minimum over the groups,
  * and unknown until every group has reported.
  *
- * Pure C: no PostgreSQL dependency.  Nothing here logs; notable events are
- * reported to a notice callback, state changes to a change callback.
+ * Pure C: no PostgreSQL dependency.  Nothing here logs or calls back: each
+ * update returns the snapshot before it and whether the state moved, and the
+ * caller logs and stores what it needs.
  */
 #ifndef SR_STATE_H
 #define SR_STATE_H
@@ -58,24 +59,8 @@ typedef enum sr_sm_result
 	SR_SM_INVALID_TRANSITION,	/* the update would make a forbidden move */
 	SR_SM_INVALID_STATE,		/* message while not LOCAL_BEHIND */
 	SR_SM_NOT_READY,			/* message at or past the remote offset */
-	SR_SM_BAD_ARGUMENT,			/* group index out of range */
-	SR_SM_OUT_OF_MEMORY
+	SR_SM_BAD_ARGUMENT			/* group index out of range */
 } sr_sm_result;
-
-typedef enum sr_sm_notice
-{
-	SR_NOTICE_LOCAL_BACKWARDS,	/* a = new local, b = previous local */
-	SR_NOTICE_REMOTE_BACKWARDS, /* a = new remote, b = previous remote */
-	SR_NOTICE_REMOTE_BEHIND,	/* a = local, b = remote */
-	SR_NOTICE_MESSAGE_BEFORE_LOCAL	/* a = message offset, b = local */
-} sr_sm_notice;
-
-typedef void (*sr_sm_change_fn) (void *arg, const char *topic,
-								 int32_t partition, const sr_snapshot *prev,
-								 const sr_snapshot *cur);
-typedef void (*sr_sm_notice_fn) (void *arg, sr_sm_notice kind,
-								 const char *topic, int32_t partition,
-								 int64_t a, int64_t b);
 
 /* Derive a state from offsets (get_state_from_offsets). */
 extern sr_pstate sr_state_from_offsets(const sr_offsets *o);
@@ -99,29 +84,5 @@ extern sr_sm_result sr_partition_set_group(sr_partition *p, int group,
 										   bool *changed);
 extern sr_sm_result sr_partition_validate(const sr_partition *p,
 										  int64_t offset, bool *before_local);
-
-/* The manager: partitions keyed by (topic, partition), with callbacks. */
-typedef struct sr_state_manager sr_state_manager;
-
-extern sr_state_manager *sr_sm_create(int ngroups, sr_sm_change_fn change,
-									  sr_sm_notice_fn notice, void *arg);
-extern void sr_sm_destroy(sr_state_manager *sm);
-extern sr_sm_result sr_sm_set_local_offset(sr_state_manager *sm,
-										   const char *topic, int32_t partition,
-										   bool has, int64_t offset);
-extern sr_sm_result sr_sm_set_remote_offset(sr_state_manager *sm,
-											const char *topic, int32_t partition,
-											bool has, int64_t offset);
-extern sr_sm_result sr_sm_set_group_offset(sr_state_manager *sm,
-										   const char *topic, int32_t partition,
-										   int group, int64_t offset);
-extern sr_sm_result sr_sm_validate_local_message(sr_state_manager *sm,
-												 const char *topic,
-												 int32_t partition,
-												 int64_t offset);
-extern sr_snapshot sr_sm_get(sr_state_manager *sm, const char *topic,
-							 int32_t partition);
-extern void sr_sm_forget(sr_state_manager *sm, const char *topic,
-						 int32_t partition);
 
 #endif							/* SR_STATE_H */

@@ -1,10 +1,10 @@
 /*
  * sentry_relay 0.1.0 -> 0.2.0
  *
- * There is no separate 0.2.0 install script: CREATE EXTENSION runs
- * sentry_relay--0.1.0.sql and then this file, so every fresh install also
- * exercises the upgrade path.  Each later version ships one more
- * sentry_relay--A--B.sql script in the same way.
+ * For databases at 0.1.0; CREATE EXTENSION VERSION '0.2.0' runs
+ * sentry_relay--0.1.0.sql and then this file.  A fresh install of the
+ * current version runs its own install script (sentry_relay--0.3.0.sql),
+ * which gives the same objects as this chain.
  */
 \echo Use "ALTER EXTENSION sentry_relay UPDATE TO '0.2.0'" to load this file. \quit
 

@@ -3,8 +3,9 @@
  *
  * Pure C over json-c, with no PostgreSQL dependency, so that the fuzzers and
  * unit tests link it alone.  Nothing here throws or longjmps: every function
- * reports failure through an sr_error, which carries an error class (mapped
- * to a SQLSTATE by the SQL layer and the relay) and a human-readable message.
+ * reports failure through an sr_error, which carries an error class (each
+ * has a SQLSTATE, sr_errclass_sqlstate; decode_backend.c adds the hints for
+ * the SQL wrappers and the relay) and a human-readable message.
  *
  * A decoder object owns a reusable json-c tokener and a string arena.  The
  * strings in a decoded sr_job or sr_commit point into that arena and stay

@@ -10,7 +10,9 @@
  *
  * A body is first skimmed (json_skim.c) and, in the plain cases, decoded
  * straight from its text (decode_fast.c); otherwise json-c parses it, and
- * its result and errors are the reference.
+ * its result and errors are the reference.  This file is the entry point:
+ * it calls the fast path and the shared helpers (decode_common.c,
+ * decode_python.c), and none of them calls back.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,12 +10,13 @@
  * no escapes, non-negative integers of at most 18 digits, true, false and
  * null flags, and each member it reads present once.  group_states is kept
  * as its text, which the skim has found jsonb can hold.  Everything else,
- * and every error, is declined; the decoder then parses the message with json-c, so results and
- * error messages are always those of a whole parse.  The differential fuzzer
- * (test/fuzz/fuzz_skim.c) and test/unit/test_skim.c check that both paths
- * agree.
+ * and every error, is declined; the decoder then parses the message with
+ * json-c, so results and error messages are always those of a whole parse.
+ * The differential fuzzer (test/fuzz/fuzz_skim.c) and test/unit/test_skim.c
+ * check that both paths agree.
  *
- * Pure C, no PostgreSQL dependency.
+ * Called by decode_event.c only; calls decode_common.c only.  Pure C, no
+ * PostgreSQL dependency.
  */
 #include <stdint.h>
 #include <string.h>

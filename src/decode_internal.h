@@ -1,7 +1,11 @@
 /*
- * decode_internal.h - helpers shared by the event and commit-log decoders.
+ * decode_internal.h - what the decoder files share and decode.h does not
+ * publish: the decoder object's layout, the string arena, error reporting,
+ * input checks and typed field readers (decode_common.c), Python's
+ * conversions (decode_python.c), and the event decoder's fast path
+ * (decode_fast.c), which only decode_event.c calls.
  *
- * Not part of the public decoder API (decode.h).  Pure C over json-c.
+ * Pure C over json-c.
  */
 #ifndef SR_DECODE_INTERNAL_H
 #define SR_DECODE_INTERNAL_H

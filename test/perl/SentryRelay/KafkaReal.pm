@@ -297,7 +297,8 @@ sub delete_group_offsets
 # Here each watermark is a kcat -Q (rd_kafka_offsets_for_times, which keeps
 # its timeout) with fresh metadata, tried again every 500 ms while no leader
 # answers, for at most timeout seconds in all (default 30); then it croaks
-# naming the partition and kcat's last error.
+# naming the partition and kcat's last error.  An unknown topic or partition
+# croaks at once ("_UNKNOWN_PARTITION").
 sub end_offsets
 {
 	my ($self, $topic, $p, %opt) = @_;
@@ -331,6 +332,10 @@ sub end_offsets
 			$why = $@ =~ /timeout/i ? "kcat -Q gave no answer in time"
 			  : $verdict // $e[-1] // ($out =~ /\S/ ? "unexpected output \"$out\"" : "exit status $?");
 			$why =~ s/\s+\z//;
+			# no such topic or partition: no use waiting (the mock's helper
+			# fails at once too, with the error's name)
+			croak "end_offsets($topic, $p): _UNKNOWN_PARTITION: no such topic or partition ($why)"
+			  if $why =~ /Unknown (partition|topic)/i;
 			last;
 		}
 		return @wm if @wm == 2;

@@ -78,6 +78,7 @@ sr_apply_flow(sr_part *p)
 			return;				/* stay paused; retried at the next refresh */
 		}
 		p->fresh = true;
+		p->at_end = false;
 	}
 	l = sr_kafka_one(sr_def.topic, p->partition, RD_KAFKA_OFFSET_INVALID);
 	err = want_pause ? rd_kafka_pause_partitions(sr_events.rk, l)
@@ -265,6 +266,7 @@ sr_hold_back(sr_part *p)
 		rd_kafka_error_destroy(e);
 	}
 	p->fresh = true;
+	p->at_end = false;
 }
 
 /*
@@ -308,6 +310,8 @@ sr_relayed(sr_part *p, int64 offset, size_t bytes)
 	p->dirty = true;
 }
 
+static bool sr_resumed_past(sr_part *p, int64 stored, int64 at);
+
 /* Handle one message of the events topic, as librdkafka delivers it. */
 static void
 sr_handle_message(const rd_kafka_message_t *m)
@@ -327,6 +331,7 @@ sr_handle_message(const rd_kafka_message_t *m)
 		return;					/* it will be re-read after the resume */
 	expect = sr_next_fetch(p);
 
+	p->at_end = false;
 	if (p->fresh)
 	{
 		p->fresh = false;
@@ -350,18 +355,13 @@ sr_handle_message(const rd_kafka_message_t *m)
 			p->error_dirty = true;
 			return;				/* already enqueued or held */
 		}
-		if (o->has_local && m->offset > expect)
+		if (o->has_local && m->offset > expect && sr_resumed_past(p, expect, m->offset) &&
+			p->hold_head == NULL)
 		{
-			ereport(LOG,
-					(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", not at the stored offset " INT64_FORMAT,
-							sr_who, p->partition, m->offset, expect),
-					 errdetail("Offsets in between were removed by retention or are not messages; the reset policy applied.")));
-			snprintf(p->last_error, sizeof(p->last_error),
-					 "offset " INT64_FORMAT " out of range; resumed at " INT64_FORMAT " (initial_offset_reset %s)",
-					 expect, m->offset, sr_def.initial_offset_reset);
-			p->error_dirty = true;
+			sr_partition_set_local(&p->sm, true, m->offset, &prev, &changed);
+			p->dirty = true;
 		}
-		if (p->hold_head == NULL && (!o->has_local || m->offset != o->local))
+		else if (!o->has_local)
 		{
 			sr_partition_set_local(&p->sm, true, m->offset, &prev, &changed);
 			p->dirty = true;
@@ -376,23 +376,96 @@ sr_handle_message(const rd_kafka_message_t *m)
 		/* the writer has not committed it yet */
 		if (!sr_hold_push(p, &msg))
 			sr_hold_back(p);
+		else
+			sr_pass_gap(p);
 		return;
 	}
 	sr_process_message(p, &msg);
 }
 
-/* A message-level consumer error (offset out of range, unknown topic...). */
-static void
-sr_handle_message_error(const rd_kafka_message_t *m)
+/*
+ * The first message or end of a partition after it was positioned lies past
+ * the stored offset.  If the stored offset is below the partition's log start
+ * offset, Kafka's reset policy moved us over deleted messages: say so in the
+ * log and in the partition's last_error, and return true (the caller moves
+ * the local offset there).  Otherwise the offsets in between hold no message
+ * we can see (transaction markers, aborted or compacted messages): that is
+ * not an error, and the gate decides how far the local offset moves
+ * (sr_pass_gap).
+ */
+static bool
+sr_resumed_past(sr_part *p, int64 stored, int64 at)
 {
-	sr_part    *p = sr_get_part(m->partition, false);
+	int64_t		lo,
+				hi;
+
+	if (rd_kafka_get_watermark_offsets(sr_events.rk, sr_def.topic, p->partition, &lo, &hi) ==
+		RD_KAFKA_RESP_ERR_NO_ERROR && lo >= 0 && stored >= lo)
+		return false;
+	ereport(LOG,
+			(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", not at the stored offset " INT64_FORMAT,
+					sr_who, p->partition, at, stored),
+			 errdetail("Offsets in between were removed by retention; the reset policy applied.")));
+	snprintf(p->last_error, sizeof(p->last_error),
+			 "offset " INT64_FORMAT " out of range; resumed at " INT64_FORMAT " (initial_offset_reset %s)",
+			 stored, at, sr_def.initial_offset_reset);
+	p->error_dirty = true;
+	return true;
+}
+
+/*
+ * The fetcher reached the end of a partition, at offset end: nothing
+ * we have not seen lies below it.  After a reset that is where the partition
+ * resumed; otherwise it lets the local offset step over transaction markers
+ * and other offsets that are not messages, up to the writer's offset.
+ */
+static void
+sr_handle_end(int32 partition, int64 end)
+{
+	sr_part    *p = sr_get_part(partition, false);
+	sr_offsets *o;
+	sr_snapshot prev;
+	bool		changed;
+	int64		expect;
+
+	if (p == NULL || !p->assigned || p->paused || end < 0)
+		return;
+	o = &p->sm.cur.offsets;
+	if (!o->has_local)
+		return;					/* the first message tells where we start */
+	expect = sr_next_fetch(p);
+	if (end < expect)
+		return;					/* a stale end, or below a reset: wait for a message */
+	if (p->fresh)
+	{
+		p->fresh = false;
+		if (p->hold_head == NULL && end > expect && sr_resumed_past(p, expect, end))
+		{
+			sr_partition_set_local(&p->sm, true, end, &prev, &changed);
+			p->dirty = true;
+		}
+	}
+	p->at_end = true;
+	p->end = end;
+	sr_pass_gap(p);
+}
+
+/*
+ * A consumer error of one partition (offset out of range, unknown topic...),
+ * delivered as a message or, by librdkafka 2.0 for a failed offset reset, as
+ * an error event: the log, the worker's and the partition's last_error say
+ * which partition, and why.
+ */
+static void
+sr_partition_error(int32 partition, rd_kafka_resp_err_t err, const char *errstr)
+{
+	sr_part    *p = sr_get_part(partition, false);
 	char		msg[256];
 
-	snprintf(msg, sizeof(msg), "partition %d: %s", m->partition, rd_kafka_message_errstr(m));
-	sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
+	snprintf(msg, sizeof(msg), "partition %d: %s", partition, errstr);
 	ereport(LOG,
 			(errmsg("%s: consumer error on %s", sr_who, msg),
-			 m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
+			 err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
 			 ? errhint("initial_offset_reset is 'error': set the partition's offset, or change the policy with sentry_relay.alter_stream.")
 			 : 0));
 	sr_worker_error(msg);
@@ -402,6 +475,38 @@ sr_handle_message_error(const rd_kafka_message_t *m)
 		p->error_dirty = true;
 		p->dirty = true;
 	}
+}
+
+static void
+sr_handle_message_error(const rd_kafka_message_t *m)
+{
+	sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
+	sr_partition_error(m->partition, m->err, rd_kafka_message_errstr(m));
+}
+
+/* An error event of the events consumer, of one partition or of the client. */
+static void
+sr_handle_events_error(rd_kafka_event_t *ev)
+{
+	rd_kafka_topic_partition_t *tp;
+	bool		ours;
+
+	tp = rd_kafka_event_error_is_fatal(ev) ? NULL : rd_kafka_event_topic_partition(ev);
+	ours = tp != NULL && tp->partition >= 0 && strcmp(tp->topic, sr_def.topic) == 0;
+	if (ours && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+	{
+		/* not an error: the end of a partition (enable.partition.eof) */
+		sr_handle_end(tp->partition, tp->offset);
+		rd_kafka_topic_partition_destroy(tp);
+		return;
+	}
+	sr_count_kafka_error(ev);
+	if (ours)
+		sr_partition_error(tp->partition, rd_kafka_event_error(ev), rd_kafka_event_error_string(ev));
+	else
+		sr_handle_error_event(ev, "events consumer");
+	if (tp != NULL)
+		rd_kafka_topic_partition_destroy(tp);
 }
 
 /* Refresh a partition's high watermark from librdkafka's last fetch. */
@@ -623,6 +728,11 @@ sr_drain_events(TimestampTz deadline)
 
 					while ((m = rd_kafka_event_message_next(ev)) != NULL)
 					{
+						if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+						{
+							sr_handle_end(m->partition, m->offset);
+							continue;
+						}
 						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 						{
 							sr_handle_message_error(m);
@@ -664,8 +774,7 @@ sr_drain_events(TimestampTz deadline)
 					break;
 				}
 			case RD_KAFKA_EVENT_ERROR:
-				sr_count_kafka_error(ev);
-				sr_handle_error_event(ev, "events consumer");
+				sr_handle_events_error(ev);
 				break;
 			case RD_KAFKA_EVENT_LOG:
 				sr_kafka_log_event(ev, sr_who);
@@ -738,7 +847,7 @@ sr_kick_fetcher(void)
 		int			i = (next + k) % sr_nparts;
 		sr_part    *p = &sr_parts[i];
 
-		if (!p->assigned || p->paused || !p->sm.cur.offsets.has_local)
+		if (!p->assigned || p->paused || p->at_end || !p->sm.cur.offsets.has_local)
 			continue;
 		sr_note_watermark(p);
 		if (p->high_watermark <= sr_next_fetch(p))

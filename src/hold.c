@@ -275,6 +275,39 @@ sr_hold_release(sr_part *p)
 }
 
 /*
+ * Step the local offset over offsets that hold no message: when the next
+ * message we can see (the first held one) or the end of the partition lies
+ * past the local offset, nothing in between is left to relay: transaction
+ * markers, aborted or compacted messages.  Move the local offset up to it,
+ * but not past the writer's offset, so that a writer that committed just past
+ * such offsets finds the partition SYNCHRONIZED rather than one behind for
+ * ever, and one that committed before them does not find it ahead.  With no
+ * remote offset yet, wait for one.
+ */
+void
+sr_pass_gap(sr_part *p)
+{
+	const sr_offsets *o = &p->sm.cur.offsets;
+	int64		next;
+	sr_snapshot prev;
+	bool		changed;
+
+	if (!p->assigned || !o->has_local || !o->has_remote)
+		return;
+	if (p->hold_head != NULL)
+		next = p->hold_head->offset;
+	else if (p->at_end)
+		next = p->end;
+	else
+		return;
+	next = Min(next, o->remote);
+	if (next <= o->local)
+		return;
+	if (sr_partition_set_local(&p->sm, true, next, &prev, &changed) == SR_SM_OK)
+		p->dirty = true;
+}
+
+/*
  * Release what the gate lets through on every assigned partition, as far as
  * the batch limits allow (sentry_relay.batch_size, batch_max_bytes): a
  * commit-log step that lets many messages through is committed in several
@@ -290,7 +323,10 @@ sr_hold_release_all(void)
 			if (sr_parts[i].assigned && sr_parts[i].hold_head != NULL)
 				sr_hold_release(&sr_parts[i]);
 	for (int i = 0; i < sr_nparts; i++)
+	{
+		sr_pass_gap(&sr_parts[i]);
 		sr_apply_flow(&sr_parts[i]);
+	}
 }
 
 /* Whether held messages may pass but wait for the next batch. */

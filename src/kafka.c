@@ -141,7 +141,11 @@ sr_consumer_create(sr_consumer *c, const sr_stream_def *def,
 	}
 	sr_conf_set(conf, "enable.auto.commit", "false");
 	sr_conf_set(conf, "enable.auto.offset.store", "false");
-	sr_conf_set(conf, "enable.partition.eof", "false");
+	/*
+	 * The events consumer learns where the partition ends: past transaction
+	 * markers and aborted or compacted offsets, which no message shows.
+	 */
+	sr_conf_set(conf, "enable.partition.eof", group_consumer ? "true" : "false");
 	sr_conf_set(conf, "auto.offset.reset",
 				group_consumer ? def->initial_offset_reset : "earliest");
 	sr_conf_set(conf, "log.queue", "true");

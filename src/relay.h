@@ -29,6 +29,8 @@ typedef struct sr_part
 	int64		committed;		/* local_offset in the table: our fence */
 	bool		paused;
 	bool		fresh;			/* no message since (re)positioning */
+	bool		at_end;			/* the fetcher reached the end... */
+	int64		end;			/* ...at this offset, and no message came since */
 	bool		dirty;			/* local offset moved in this batch */
 	int64		high_watermark;
 	char		last_error[256];

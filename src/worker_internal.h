@@ -73,6 +73,7 @@ extern bool sr_hold_push(sr_part *p, const sr_msg *m);
 extern void sr_hold_drop(sr_part *p);
 extern bool sr_hold_release(sr_part *p);
 extern void sr_hold_release_all(void);
+extern void sr_pass_gap(sr_part *p);
 extern bool sr_hold_pending(void);
 
 /* offset_mirror.c */

@@ -174,23 +174,22 @@ ok($node->log_contains(
 		$log_offset),
 	's-earliest: the server log says partition 0 resumed at 10, not at 4');
 
-# latest: partition 0 resumes at the end: the surviving 10..14 are skipped.
-# Until a new message arrives the worker cannot see where librdkafka put it,
-# so the messages come first, then the check.
+# latest: partition 0 resumes at the end: the surviving 10..14 are skipped,
+# and the end of the partition (15) tells the worker where before any new
+# message arrives.
 is(wait_for_value($node, parts_sql('s-latest') . q{ AND partition = 1}, '1 8 8 SYNCHRONIZED'),
 	'1 8 8 SYNCHRONIZED', 's-latest: partition 1 synchronized at 8');
 ok(wait_for('librdkafka\'s reset line', sub {
 			$node->log_contains(qr/worker 0 of stream "s-latest": librdkafka OFFSET: .*events \[0\]: offset reset \(at offset 4[^\n]*to END/,
 				$log_offset) ? 1 : 0 }, 1, 30),
 	's-latest: the server log has librdkafka\'s reset of partition 0 from offset 4 to the end');
-TODO:
-{
-	local $TODO = 'doubt: until a new message arrives the relay does not know where latest put '
-	  . 'partition 0: it shows local 4, LOCAL_BEHIND, lag 11 and no last_error';
-	ok(wait_until($node, q{SELECT last_error IS NOT NULL FROM sentry_relay.partitions
-	  WHERE stream = 's-latest' AND partition = 0}, 3),
-		's-latest: before any new message, partition 0\'s last_error says what was skipped');
-}
+is(wait_for_value($node, parts_sql('s-latest'), '0 15 15 SYNCHRONIZED, 1 8 8 SYNCHRONIZED'),
+	'0 15 15 SYNCHRONIZED, 1 8 8 SYNCHRONIZED',
+	's-latest: before any new message, partition 0 is at the end, 15, synchronized');
+is($node->safe_psql('postgres', q{SELECT coalesce(last_error, '-') FROM sentry_relay.partitions
+  WHERE stream = 's-latest' AND partition = 0}),
+	'offset 4 out of range; resumed at 15 (initial_offset_reset latest)',
+	's-latest: before any new message, partition 0\'s last_error says what was skipped');
 note('s-latest before new messages: ' . parts('s-latest'));
 produce_events($kafka, 'events', 0, 2, first => 15);    # p0 15, 16
 commit_log($kafka, 'events', 0, 'snuba-consumers', 17);
@@ -212,7 +211,7 @@ is(wait_for_value($node, parts_sql('s-earliest'), '0 17 17 SYNCHRONIZED, 1 8 8 S
 # error: partition 0 stops where it was, partition 1 goes on
 is(wait_for_value($node, parts_sql('s-error') . q{ AND partition = 1}, '1 8 8 SYNCHRONIZED'),
 	'1 8 8 SYNCHRONIZED', 's-error: partition 1 goes on to 8');
-my $error_line = qr/worker 0 of stream "s-error": Kafka error: events consumer: [^\n]*Offset out of range/;
+my $error_line = qr/worker 0 of stream "s-error": consumer error on partition 0: [^\n]*Offset out of range/;
 my $count_err = sub {
 	my @hits = slurp_file($node->logfile, $log_offset) =~ /$error_line/g;
 	return scalar @hits;
@@ -243,19 +242,14 @@ is($count_err->(), 1, 's-error: the error was logged once, not again');
 ok(!$node->log_contains(qr/terminated by signal|sentry_relay worker.*exited with exit code [1-9]/,
 		$log_offset), 'no worker crashed or exited with an error');
 
-TODO:
-{
-	local $TODO = 'relay bug: librdkafka 2.0.2 reports the reset failure as an error event, '
-	  . 'not a message error, so sr_handle_message_error (partition last_error, hint) never runs';
-	like($node->safe_psql('postgres', q{SELECT coalesce(last_error, '') FROM sentry_relay.partitions
-	  WHERE stream = 's-error' AND partition = 0}),
-		qr/partition 0: .*Offset out of range/,
-		's-error: partition 0\'s last_error names the out-of-range offset');
-	ok($node->log_contains(
-			qr/worker 0 of stream "s-error": consumer error on partition 0: [^\n]*\n[^\n]*HINT:  initial_offset_reset is 'error'/,
-			$log_offset),
-		's-error: the server log names partition 0 and gives the hint');
-}
+like($node->safe_psql('postgres', q{SELECT coalesce(last_error, '') FROM sentry_relay.partitions
+  WHERE stream = 's-error' AND partition = 0}),
+	qr/partition 0: .*Offset out of range/,
+	's-error: partition 0\'s last_error names the out-of-range offset');
+ok($node->log_contains(
+		qr/worker 0 of stream "s-error": consumer error on partition 0: [^\n]*\n[^\n]*HINT:  initial_offset_reset is 'error'/,
+		$log_offset),
+	's-error: the server log names partition 0 and gives the hint');
 
 # the operator follows the hint: the policy becomes earliest, the worker
 # restarts with it and partition 0 resumes at the first surviving offset

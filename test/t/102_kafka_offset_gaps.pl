@@ -25,7 +25,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-our $TODO;
 use JSON::PP ();
 use Time::HiRes qw(time usleep);
 use SentryRelay::KafkaReal;
@@ -167,12 +166,6 @@ sub step
 	# the last job's batch stores the state; a control record's fetch
 	# response comes within fetch.wait.max.ms (100 ms): 5 s is plenty
 	my $got = wait_for_value($node, parts_sql($stream), $parts, 5);
-	# A known, open relay bug (issue #16, self-hosted#4285): the local
-	# offset moves only to the last message + 1, so a partition whose
-	# writer offset lies past a control record or a compaction hole stays
-	# LOCAL_BEHIND until the next message.  The checks run and report
-	# "not ok # TODO" until it is fixed; the job checks above are firm.
-	local $TODO = 'the relay stays LOCAL_BEHIND past a control record or a hole (issue #16)';
 	is($got, $parts, "$stream, $what: partitions $parts");
 	return if $got ne $parts;    # failed already: do not wait more
 	ok(stays($node, 'postgres', parts_sql($stream) . ' UNION ALL ' . jobs_sql($stream),

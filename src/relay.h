@@ -1,7 +1,8 @@
 /*
  * relay.h - the relay's background worker entry points and the structures
- * shared by the worker loop (worker.c), its Kafka side (kafka.c) and its
- * database side (queue.c).
+ * shared by the worker's files: the loop (worker.c), its Kafka side
+ * (kafka.c, consume.c, hold.c, commit_log.c, offset_mirror.c) and its
+ * database side (queue.c, bulk_insert.c, multi_insert.c).
  */
 #ifndef SR_RELAY_H
 #define SR_RELAY_H

@@ -4,10 +4,18 @@
  * sentry_relay runs Sentry's post-process forwarder inside PostgreSQL.  This
  * file only holds the module magic and _PG_init, which defines the settings
  * and, when the library is preloaded, reserves shared memory and registers
- * the launcher.  Each job lives in its own file: decoders (decode_*.c), the
- * state machine (state.c), SQL wrappers (decode_sql.c, stream.c), settings
- * (guc.c), shared memory (shmem.c), the launcher (launcher.c), and the
- * worker (worker.c, kafka.c, queue.c).
+ * the launcher.  Each job lives in its own file:
+ *   decoders, pure C: decode_event.c, decode_fast.c, decode_python.c,
+ *     decode_commit.c, decode_common.c, json_skim.c, json_text.c;
+ *   the state machine, pure C: state.c;
+ *   the decoders' PostgreSQL side: decode_backend.c;
+ *   SQL functions: decode_sql.c (decoders), stream.c (streams);
+ *   settings: guc.c; shared memory: shmem.c; the launcher: launcher.c;
+ *   the worker: worker.c (loop), consume.c (events topic), hold.c (messages
+ *     past the gate), commit_log.c (the writer's commit log),
+ *     offset_mirror.c (offsets to Kafka), fetch_waker.c (fetcher wake-up),
+ *     kafka.c (librdkafka set-up), queue.c, bulk_insert.c and
+ *     multi_insert.c (its writes to the tables).
  */
 #include "postgres.h"
 

@@ -88,13 +88,24 @@ sr_handle_commit_log(const rd_kafka_message_t *m)
 	for (i = 0; i < sr_b.ncl_positions; i++)
 		if (sr_b.cl_partition[i] == m->partition)
 			break;
-	if (i == sr_b.ncl_positions && i < (int) lengthof(sr_b.cl_partition))
+	if (i == sr_b.ncl_positions)
 	{
+		if (i == sr_b.cl_allocated)
+		{
+			int			n = Max(8, 2 * sr_b.cl_allocated);
+
+			sr_b.cl_partition = sr_b.cl_allocated == 0
+				? MemoryContextAlloc(sr_batch_cxt, sizeof(int32) * n)
+				: repalloc(sr_b.cl_partition, sizeof(int32) * n);
+			sr_b.cl_offset = sr_b.cl_allocated == 0
+				? MemoryContextAlloc(sr_batch_cxt, sizeof(int64) * n)
+				: repalloc(sr_b.cl_offset, sizeof(int64) * n);
+			sr_b.cl_allocated = n;
+		}
 		sr_b.ncl_positions++;
 		sr_b.cl_partition[i] = m->partition;
 	}
-	if (i < (int) lengthof(sr_b.cl_partition))
-		sr_b.cl_offset[i] = m->offset + 1;
+	sr_b.cl_offset[i] = m->offset + 1;
 
 	if (m->payload == NULL)
 		return;					/* a compaction tombstone */

@@ -79,9 +79,10 @@ typedef struct sr_batch
 	StringInfoData rows;		/* data NULL until the first job */
 	List	   *dead;			/* of sr_dead */
 	List	   *remote;			/* of sr_remote_update */
-	int			ncl_positions;
-	int32		cl_partition[64];
-	int64		cl_offset[64];
+	int			ncl_positions;	/* commit-log partitions read in this batch */
+	int			cl_allocated;
+	int32	   *cl_partition;	/* batch context */
+	int64	   *cl_offset;		/* the next offset of each */
 	size_t		bytes;
 	int			messages;
 	int			skipped;

@@ -153,7 +153,7 @@ run_tap() {
 		TESTDIR="$WORK/$dir" \
 		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 		SR_REPO="$REPO" \
-		prove ${PROVE_FLAGS:-} "$@"
+		prove ${PROVE_FLAGS:---timer} "$@"
 	rc=$?
 	if [ $rc -ne 0 ]; then
 		for f in "$WORK/$dir"/tmp_check/log/*; do

@@ -5,6 +5,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SentryRelay::Watchdog;
 
 my $node = PostgreSQL::Test::Cluster->new('preload');
 $node->init;

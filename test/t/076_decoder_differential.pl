@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SentryRelay::Watchdog;
 use File::Basename qw(basename dirname);
 use IPC::Run ();
 use JSON::PP ();

@@ -14,6 +14,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP ();
+use SentryRelay::Watchdog;
 
 our @EXPORT = qw(bare_node relay_node event_message event_headers wait_for_value
   wait_until create_errors_stream commit_log produce_events fast_group_options);

@@ -59,21 +59,25 @@ def mb(kb):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", required=True)
-    ap.add_argument("--raw", required=True)
-    ap.add_argument("--json", required=True)
-    ap.add_argument("--plots", required=True)
+    ap.add_argument("--runs")
+    ap.add_argument("--raw")
+    ap.add_argument("--json")
+    ap.add_argument("--plots")
+    ap.add_argument("--broker", default="mock")
+    ap.add_argument("--compare", nargs="*", help="BROKER=relay.json ...: the side-by-side table")
     ap.add_argument("--quick", default="0")
     ap.add_argument("--server-version", default="")
     ap.add_argument("--settings", default="")
     ap.add_argument("--elapsed", type=int, default=0)
     a = ap.parse_args()
+    if a.compare:
+        return compare(a)
     runs = load_runs(a.runs)
     out = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "quick": a.quick == "1",
            "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "memory_gb": mem_gb(),
                        "load_avg_at_end": os.getloadavg(), "kernel": platform.release()},
-           "server_version": a.server_version, "settings": a.settings, "elapsed_s": a.elapsed,
+           "broker": a.broker, "server_version": a.server_version, "settings": a.settings, "elapsed_s": a.elapsed,
            "corpus": {}, "scenarios": {}, "targets": []}
     for name in sorted(os.listdir(a.raw)):
         if name.startswith("corpus_") and name.endswith(".json"):
@@ -82,7 +86,7 @@ def main():
             out["corpus"][name[7:-5]] = c
     lines = []
     p = lines.append
-    p("sentry_relay relay benchmark, %s%s" % (out["date"], " (QUICK mode: small counts)" if out["quick"] else ""))
+    p("sentry_relay relay benchmark, broker %s, %s%s" % ({"mock": "librdkafka's mock cluster", "real": "Apache Kafka (1 node, KRaft)"}.get(a.broker, a.broker), out["date"], " (QUICK mode: small counts)" if out["quick"] else ""))
     p("machine: %d CPUs (%s), %s GB; PostgreSQL %s; load average at the end %.1f"
       % (out["machine"]["cpus"], out["machine"]["cpu"], out["machine"]["memory_gb"], a.server_version,
          out["machine"]["load_avg_at_end"][0]))
@@ -126,6 +130,8 @@ def main():
             if r["scenario"] != scen:
                 continue
             sec = r["seconds"]
+            if r["messages"] <= 0 or sec <= 0:
+                raise SystemExit("run %s timed %d messages in %s s: not a measurement" % (r["name"], r["messages"], sec))
             d = {"name": r["name"], "workers": r["workers"], "partitions": r["partitions"],
                  "messages": r["messages"], "jobs": r["jobs"], "seconds": round(sec, 4),
                  "msgs_per_s": round(r["messages"] / sec), "jobs_per_s": round(r["jobs"] / sec),
@@ -142,24 +148,59 @@ def main():
             rows.append(d)
         return rows
 
-    p("%-34s %8s %9s %10s %10s %9s %8s %6s %10s %8s" % ("A/B/C: drain throughput", "workers", "seconds",
-                                                      "msgs/s", "jobs/s", "x COPY", "correct", "busy", "msgs/CPU-s",
-                                                      "1st ms"))
-    for scen, label in (("A", "A body decoding"), ("B", "B header decoding")):
-        # each worker count may run several times (BENCH_AB_REPS): the median run stands
+    # --- PA, PB: the Python peer (python_forwarder.py, one process) ----------
+    # its median run per scenario; A's and B's rows get their ratio to it
+    py = {}
+    for scen in ("PA", "PB"):
         rows = median_runs(drain_rows(scen), "workers")
         if rows:
-            out["scenarios"][scen] = rows
+            d = rows[0]
+            d["python"] = [r["python"] for r in runs if r["scenario"] == scen and r["name"] == d["name"]][0]
+            py[scen] = d
+    checks = [r for r in runs if r["scenario"] == "PC"]
+    if checks:
+        out["scenarios"]["PC"] = checks
+
+    p("%-34s %8s %9s %10s %10s %9s %8s %6s %10s %8s %7s" % ("A/B/C: drain throughput", "workers", "seconds",
+                                                          "msgs/s", "jobs/s", "x COPY", "correct", "busy",
+                                                          "msgs/CPU-s", "1st ms", "x Py"))
+    for scen, label, peer in (("A", "A body decoding", "PA"), ("B", "B header decoding", "PB"),
+                              ("PA", "PA Python peer, body", None), ("PB", "PB Python peer, headers", None)):
+        # each worker count may run several times (BENCH_AB_REPS): the median run stands
+        rows = [py[scen]] if scen in py else median_runs(drain_rows(scen), "workers") if peer else []
+        if peer in py:
+            for d in rows:
+                # like for like: the same corpus and clock, so jobs/s over jobs/s
+                # is also msgs/s over msgs/s
+                d["ratio_to_python"] = round(d["jobs_per_s"] / py[peer]["jobs_per_s"], 2)
+        if rows:
+            out["scenarios"][scen] = rows[0] if scen in py else rows
         for d in rows:
-            p("%-34s %8d %9.3f %10d %10d %9s %8s %6s" % (label, d["workers"], d["seconds"], d["msgs_per_s"],
+            p("%-34s %8s %9.3f %10d %10d %9s %8s %6s" % (label, d["workers"] if peer else "1 proc",
+                                                         d["seconds"], d["msgs_per_s"],
                                                          d["jobs_per_s"], d.get("ratio_to_copy", "-"),
                                                          "yes" if d["correct"] else "NO",
                                                          "%d%%" % (100 * d["worker_cpu_share"])
                                                          if d["worker_cpu_share"] is not None else "-")
               + " %10s" % (d["msgs_per_worker_cpu_s"] or "-")
               + " %8s" % (d["first_commit_ms"] if d["first_commit_ms"] is not None else "-")
+              + " %7s" % (d.get("ratio_to_python", "-"))
               + ("   median of %d: %s msg/s" % (d["reps"], " / ".join(str(x) for x in d["runs_msgs_per_s"]))
                  if d["reps"] > 1 else ""))
+    A_on = {d["workers"]: d for d in out["scenarios"].get("A", [])}
+    anw = median_runs(drain_rows("A_nowake"), "workers")
+    if anw:
+        out["scenarios"]["A_nowake"] = anw
+        for d in anw:
+            if d["workers"] in A_on:
+                d["ratio_to_wakeup_on"] = round(d["msgs_per_s"] / A_on[d["workers"]]["msgs_per_s"], 3)
+            p("%-34s %8s %9.3f %10d %10d %9s %8s %6s" % ("A, fetch_wakeup off", d["workers"], d["seconds"],
+                                                         d["msgs_per_s"], d["jobs_per_s"], d.get("ratio_to_copy", "-"),
+                                                         "yes" if d["correct"] else "NO",
+                                                         "%d%%" % (100 * d["worker_cpu_share"]))
+              + " %10s" % (d["msgs_per_worker_cpu_s"] or "-") + " %8s" % d["first_commit_ms"] + " %7s" % "-"
+              + "   off/on %s; median of %d: %s msg/s" % (d.get("ratio_to_wakeup_on", "-"), d["reps"],
+                                                         " / ".join(str(x) for x in d["runs_msgs_per_s"])))
     if copies:
         for r in out["scenarios"]["C"]["runs"]:
             p("%-34s %8s %9.3f %10s %10d" % ("C COPY of the same rows", "-", r["seconds"], "-", r["rows_per_s"]))
@@ -172,6 +213,19 @@ def main():
     p("  (busy: the workers' CPU time / (elapsed time x workers); msgs/CPU-s: messages per second of worker CPU,")
     p("   what a worker that never waited for Kafka would do; 1st ms: from the commit-log produce to the first")
     p("   commit of jobs)")
+    if py:
+        d = next(iter(py.values()))["python"]
+        p("  (PA/PB: test/bench/python_forwarder.py, one Python process: Sentry's SynchronizedConsumer (commit-log")
+        p("   thread, pause/resume gate), protocol.py decoding (headers first), batches of up to %d messages COPYed"
+          % d["batch_size"])
+        p("   by a writer thread (%d batch queued ahead), then Kafka offsets committed (at-least-once); timed as A/B."
+          % d["pipeline"])
+        p("   busy: its CPU (all threads) / elapsed.  x Py: A's or B's jobs/s / the peer's jobs/s (= msgs/s ratio).")
+        p("   The relay's workers had read ahead into their hold before the clock started; the peer had not.)")
+    for c in checks:
+        p("  Python peer check, %s: %s (%d jobs, %d below the gate and none past it; %d pauses, %d seeks back)%s"
+          % (c["name"][6:], "passed" if c["passed"] else "FAILED", c["jobs"], c["gate_rows"], c["pauses"],
+             c["seeks"], "" if c["passed"] else ": " + "; ".join(c["failed"])))
     p("")
 
     # --- D -------------------------------------------------------------------
@@ -182,14 +236,14 @@ def main():
         else:
             out["scenarios"]["D_" + d["name"]] = d
         lat = d["latency"]
-        p("D latency at %d msg/s (%d partitions, %d worker(s), %s; achieved %.0f msg/s, %d late ticks), stream %s, %s:"
+        p("D latency at %d msg/s (%d partitions, %d worker(s), %s; achieved %.0f msg/s, %d late ticks), stream %s, fetch_wakeup %s, %s:"
           % (d["rate"], d["partitions"], d["workers"], "headers" if d["headers"] else "body decoding",
-             d["driver"]["achieved_rate"], d["driver"]["late_ticks"], d["name"],
+             d["driver"]["achieved_rate"], d["driver"]["late_ticks"], d["name"], d.get("fetch_wakeup", "on"),
              ("Kafka properties " + d["kafka_opts"]) if d.get("kafka_opts") else "the relay's default Kafka properties"))
         p("  commit-log entry produced -> its last job committed: p50 %s ms, p99 %s ms, max %s ms, mean %s ms "
           "(%d entries; %d with a job committed before the entry was sent)"
           % (lat["p50_ms"], lat["p99_ms"], lat["max_ms"], lat["mean_ms"], lat["entries"], lat["early_entries"]))
-        p("  (the mock's own produce of the entry, send to ack: p50 %s ms, max %s ms)"
+        p("  (the helper's own produce of the entry, send to ack: p50 %s ms, max %s ms)"
           % (lat["produce_ack_p50_ms"], lat["produce_ack_max_ms"]))
         p("")
 
@@ -278,11 +332,19 @@ def main():
         target("A, 2 workers, msgs/s", ">= 50000", A[2]["msgs_per_s"], A[2]["msgs_per_s"] >= 50000)
     if 1 in B and c_rate:
         target("B, 1 worker, vs COPY", ">= 0.8x", B[1]["ratio_to_copy"], B[1]["ratio_to_copy"] >= 0.8)
-    if "D" in out["scenarios"]:
-        lat = out["scenarios"]["D"]["latency"]
+    # the peer is one process: like for like, 1 worker
+    for scen, rows in (("A", A), ("B", B)):
+        if 1 in rows and "ratio_to_python" in rows[1]:
+            target("%s, 1 worker, vs the Python peer" % scen, ">= 5x", rows[1]["ratio_to_python"],
+                   rows[1]["ratio_to_python"] >= 5)
+    for c in checks:
+        target("Python peer check (%s)" % c["name"][6:], "passed", "passed" if c["passed"] else "FAILED", c["passed"])
+    # the target is with the relay's default settings (issue #16): d_default
+    if "D_d_default" in out["scenarios"]:
+        lat = out["scenarios"]["D_d_default"]["latency"]
         if lat["p99_ms"] is not None:
-            target("D p99", "<= 20 ms", lat["p99_ms"], lat["p99_ms"] <= 20)
-            target("D max", "<= 100 ms", lat["max_ms"], lat["max_ms"] <= 100)
+            target("D p99, the relay's defaults", "<= 20 ms", lat["p99_ms"], lat["p99_ms"] <= 20)
+            target("D max, the relay's defaults", "<= 100 ms", lat["max_ms"], lat["max_ms"] <= 100)
     if "E" in out["scenarios"]:
         ph = out["scenarios"]["E"]["phases"]
         worst = max([ph[k]["peak_private_mb"] for k in ("e_backlog", "e_drain") if k in ph] or [0])
@@ -301,7 +363,7 @@ def main():
         drop = round(min(rates) / max(rates), 2)
         target("F: no cliff with partitions (min/max)", ">= 0.5", drop, drop >= 0.5)
     if T:
-        p("%-44s %-18s %12s %5s" % ("target (issue #5)", "wanted", "measured", "met"))
+        p("%-44s %-18s %12s %5s" % ("target (issues #5, #16), broker " + a.broker, "wanted", "measured", "met"))
         for t in T:
             p("%-44s %-18s %12s %5s" % (t["target"], t["want"], t["measured"], "yes" if t["met"] else "NO"))
         p("")
@@ -332,6 +394,69 @@ def main():
 
     with open(a.json, "w") as f:
         json.dump(out, f, indent=1)
+    print("\n".join(lines))
+
+
+def compare(a):
+    """The side-by-side table of the per-broker runs (relay.json of each)."""
+    res = []
+    for arg in a.compare:
+        b, _, path = arg.partition("=")
+        with open(path) as f:
+            res.append((b, json.load(f)))
+    names = [b for b, _ in res]
+    lines = []
+    p = lines.append
+    p("sentry_relay relay benchmark, both brokers side by side (%s)" % ", ".join(
+        "%s %s" % (b, r["date"]) for b, r in res))
+    p("%-46s" % "" + "".join("%18s" % b for b in names))
+
+    def row(label, f):
+        vals = []
+        for _, r in res:
+            try:
+                v = f(r["scenarios"])
+            except (KeyError, IndexError, TypeError, ZeroDivisionError):
+                v = None
+            vals.append("-" if v is None else str(v))
+        p("%-46s" % label + "".join("%18s" % v for v in vals))
+
+    def by_w(sc, scen, w):
+        return [d for d in sc[scen] if d["workers"] == w][0]
+    row("C COPY, rows/s (median)", lambda s: s["C"]["rows_per_s_median"])
+    for scen, label in (("A", "A body"), ("B", "B headers")):
+        for w in (1, 2, 4):
+            row("%s, %d worker(s): msgs/s" % (label, w), lambda s, w=w, scen=scen: by_w(s, scen, w)["msgs_per_s"])
+            row("  x COPY (jobs/s / rows/s)", lambda s, w=w, scen=scen: by_w(s, scen, w)["ratio_to_copy"])
+            row("  x the Python peer (jobs/s)", lambda s, w=w, scen=scen: by_w(s, scen, w)["ratio_to_python"])
+    row("PA Python peer, body: msgs/s", lambda s: s["PA"]["msgs_per_s"])
+    row("PB Python peer, headers: msgs/s", lambda s: s["PB"]["msgs_per_s"])
+    for w in (1, 2, 4):
+        row("A fetch_wakeup off, %d worker(s): msgs/s" % w, lambda s, w=w: by_w(s, "A_nowake", w)["msgs_per_s"])
+        row("  off / on", lambda s, w=w: by_w(s, "A_nowake", w)["ratio_to_wakeup_on"])
+    for name, label in (("D", "D, fetch.wait.max.ms 5 (mock only)"), ("D_d_default", "D, the relay's defaults"),
+                        ("D_d_default_nowake", "D, defaults, fetch_wakeup off")):
+        row(label + ": p50/p99/max ms", lambda s, name=name: "%s/%s/%s" % (
+            s[name]["latency"]["p50_ms"], s[name]["latency"]["p99_ms"], s[name]["latency"]["max_ms"]))
+    row("E peak private RSS, backlog/drain MB", lambda s: "%s/%s" % (
+        s["E"]["phases"]["e_backlog"]["peak_private_mb"], s["E"]["phases"]["e_drain"]["peak_private_mb"]))
+    row("E peak private RSS, big messages MB", lambda s: s["E"]["phases"]["e_big"]["peak_private_mb"])
+    row("E drain of the backlog, msgs/s", lambda s: s["E"]["drain"]["msgs_per_s"])
+    p("")
+    p("targets (met / missed):")
+    tnames = []
+    for _, r in res:
+        for t in r["targets"]:
+            if t["target"] not in tnames:
+                tnames.append(t["target"])
+    for t in tnames:
+        vals = []
+        for _, r in res:
+            m = [x for x in r["targets"] if x["target"] == t]
+            vals.append("%s %s" % (m[0]["measured"], "met" if m[0]["met"] else "MISSED") if m else "-")
+        want = [x["want"] for _, r in res for x in r["targets"] if x["target"] == t][0]
+        p("%-46s" % ("%s (%s)" % (t, want))[:46] + "".join("%18s" % v for v in vals))
+    p("total time of the run %d s" % a.elapsed)
     print("\n".join(lines))
 
 

@@ -1,7 +1,7 @@
 # brokers: real
 # 101_kafka_retention.pl - retention deletes messages of the events topic
 # while the relay is stopped, past the stored local offsets: on start each
-# reset policy does what the README says (Start position; Troubleshooting).
+# reset policy does what docs/relay.md (Start position) and docs/operations.md (Troubleshooting) say.
 # Three streams on the same topic, one per policy (earliest, latest, error),
 # each with its own consumer group.  Partition 0 loses offsets the relay had
 # not relayed yet (its stored offset 4 is gone); partition 1 loses only what

@@ -128,8 +128,9 @@ fuzz-smoke:
 bench-queue:
 	$(CURDIR)/test/bench/queue_bench.sh
 
-# Relay benchmark (issue #5): every scenario on a throwaway cluster and a mock
-# Kafka cluster; prints a table, writes test/bench/results/.  Not in make test.
+# Relay benchmark (issues #5, #16): every scenario on a throwaway cluster, on
+# the mock Kafka cluster and on a real one (test/kafka); prints a table, writes
+# test/bench/results/ (docs/performance.md).  Not in make test.
 bench: deps
 	$(MAKE) all
 	$(MAKE) install

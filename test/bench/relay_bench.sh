@@ -1,7 +1,12 @@
 #!/bin/bash
-# relay_bench.sh - the relay benchmark (`make bench`, as root; issue #5).
-# On a throwaway PostgreSQL 15 cluster with sentry_relay preloaded and a
-# librdkafka mock Kafka cluster (test/kafka_mock/sr_kafka_mock), with a
+# relay_bench.sh - the relay benchmark (`make bench`, as root; issues #5, #16).
+# Runs itself once per broker (BENCH_BROKERS, default "mock real"; see
+# docs/performance.md): librdkafka's mock cluster (test/kafka_mock/sr_kafka_mock),
+# then a one-node Apache Kafka (test/kafka/cluster.sh, driven through the same
+# helper with --bootstrap), both with the topics as Sentry creates them
+# (events: lz4, LogAppendTime, max.message.bytes 25000000; the commit log: one
+# partition, compact,delete, lz4), and prints both side by side.  Each run:
+# on a throwaway PostgreSQL 15 cluster with sentry_relay preloaded, with a
 # deterministic corpus of Sentry traffic (relay_corpus.py: v2 inserts with
 # realistic event bodies, median ~2 KB with a tail to 1 MB, 5% replacements,
 # 0.1% bad messages):
@@ -10,7 +15,9 @@
 #     Kafka; the stream's workers have their partitions; the commit log is
 #     advanced to the end of every partition, and the time runs from that
 #     produce until the last job's commit (pg_xact_commit_timestamp, with
-#     track_commit_timestamp = on).  With 1, 2 and 4 workers.
+#     track_commit_timestamp = on).  With 1 and 2 workers (BENCH_WORKERS).
+#     Each run is followed by the same drain with sentry_relay.fetch_wakeup
+#     off (A_nowake; BENCH_NOWAKE=0 skips), reported as off / on.
 #  B  the same with the modern task headers (decoded without the body).
 #  C  COPY of the same job rows (exported from run A) from a file into a
 #     table LIKE sentry_relay.jobs INCLUDING ALL, with its storage parameters
@@ -31,13 +38,15 @@
 #     of each partition, then released; every job once, none past the gate,
 #     rows equal to sentry_relay.decode_event_message's and to the relay's.
 #  D  latency: steady traffic at BENCH_D_RATE messages/s, the commit log
-#     trailing by one batch (100 ms ticks), run twice (with a 5 ms
-#     fetch.wait.max.ms, then with the relay's defaults); per commit-log entry, the time
+#     trailing by one batch (100 ms ticks); runs: d (a 5 ms fetch.wait.max.ms,
+#     mock only), d_default (the relay's defaults: the target's run) and
+#     d_default_nowake (fetch_wakeup off); per commit-log entry, the time
 #     from its produce to the commit of its last job: p50, p99, max.
 #  E  memory of the worker (/proc/PID/status, sampled every 20 ms, peak reset
 #     per phase): a backlog of BENCH_E_MSGS small messages grows behind a
 #     stalled commit log (RSS after each step: it must stay flat, which shows
-#     librdkafka's queues are bounded), then drains; then a topic where
+#     librdkafka's queues are bounded), then drains (its rate: the backlog's
+#     messages, those timed, over their time); then a topic where
 #     BENCH_E_BIG-byte messages are in the mix drains.
 #  F  throughput against partitions (BENCH_F_PARTS, same messages) and
 #     against message size (BENCH_F_SIZES, same bytes), BENCH_F_WORKERS
@@ -46,17 +55,24 @@
 #     worker under `perf record -e cpu-clock -g`; the top of the profile
 #     goes to results/relay_perf.txt.
 #
-# Durability settings are PostgreSQL's defaults.  Results:
-# test/bench/results/relay.json (machine-readable), relay.txt (the printed
-# table), relay_workers.png, relay_msgsize.png, relay_partitions.png and
-# relay_raw/ (samples, latencies, profile, server log excerpt).
+# F and P run on the mock only by default.  Durability settings are
+# PostgreSQL's defaults.  Results: test/bench/results/relay.txt (each broker's
+# table, then both side by side), and per broker test/bench/results/BROKER/:
+# relay.json (machine-readable), relay.txt (the printed table),
+# relay_workers.png, relay_msgsize.png, relay_partitions.png and relay_raw/
+# (runs.jsonl, samples, latencies, profile, server log excerpt).
 #
 # Knobs (environment):
 #   BENCH_QUICK=1          everything small (a few minutes), for development
-#   BENCH_SCENARIOS        which of "A B C D E F" to run (default all; C needs A)
-#   BENCH_MSGS             A/B/C corpus messages (100000; quick 20000)
+#   BENCH_BROKERS          "mock real" (default), or one of them
+#   BENCH_KAFKA_JVM_OPTS   the real broker's JVM ("-XX:+UseSerialGC -XX:-UsePerfData");
+#                          BENCH_KAFKA_HEAP_OPTS ("-Xmx1g -Xms256m")
+#   BENCH_NOWAKE           1 (default): A and D with sentry_relay.fetch_wakeup off too
+#   BENCH_SCENARIOS        which of "A B C D E F" to run (default all on the mock,
+#                          "A B C D E" on the real broker; C needs A)
+#   BENCH_MSGS             A/B/C corpus messages (50000; quick 20000)
 #   BENCH_PARTITIONS       A/B partitions (128; the mock keeps ~5 MB each)
-#   BENCH_WORKERS          worker counts for A and B ("1 2 4")
+#   BENCH_WORKERS          worker counts for A and B ("1 2")
 #   BENCH_AB_REPS          runs of each A and B worker count (3; quick 1): the
 #                          median run is reported
 #   BENCH_C_REPS           COPY repetitions (3)
@@ -64,19 +80,20 @@
 #   BENCH_PY_REPS          runs of each (BENCH_AB_REPS); the median is reported
 #   BENCH_PY_ARGS          extra python_forwarder.py options (batching, ...)
 #   BENCH_PY_CHECK         the peer's check first (default: 1 in quick mode, else 0)
-#   BENCH_D_RATE           messages/s (5000); BENCH_D_SECONDS (30; quick 8);
+#   BENCH_D_RATE           messages/s (5000); BENCH_D_SECONDS (15; quick 8);
 #   BENCH_D_PARTITIONS     (16); BENCH_D_WORKERS (1); BENCH_D_HEADERS (0)
 #   BENCH_D_KAFKA_OPTS     librdkafka properties of D's stream ('"fetch.wait.max.ms":
 #                          "5"': the mock holds an empty fetch for the whole wait,
 #                          a broker answers when data arrives); BENCH_D_DEFAULT=1
 #                          (default) adds a run "d_default" with the relay's own
-#   BENCH_E_MSGS           backlog (1000000; quick 100000); BENCH_E_PARTITIONS
+#   BENCH_E_MSGS           backlog (300000; quick 100000); BENCH_E_PARTITIONS
 #                          (128); BENCH_E_STEPS (10); BENCH_E_BIG (5000000 bytes)
 #   BENCH_F_PARTS          ("1 8 64"); BENCH_F_PART_MSGS (5000, ~0.8 KB each);
-#                          BENCH_F_PART_REPS (5: the median is reported)
-#   BENCH_F_SIZES          ("512 2048 16384 262144"); BENCH_F_BYTES (134217728;
-#                          quick 16777216) per size; BENCH_F_WORKERS (1)
-#   BENCH_PERF             1 (default) profiles a run of A; 0 skips
+#                          BENCH_F_PART_REPS (3: the median is reported)
+#   BENCH_F_SIZES          ("512 2048 16384 262144"); BENCH_F_BYTES (33554432;
+#                          quick 16777216) per size, but at least BENCH_F_MIN_PER_PART
+#                          (8) messages per partition; BENCH_F_WORKERS (1)
+#   BENCH_PERF             1 (default on the mock) profiles a run of A; 0 skips
 #   BENCH_PERF_SECONDS     profile length cap (20)
 #   BENCH_PERF_OF          which drain to profile, A (default) or B
 #   BENCH_PERF_ARGS        perf record's options ("-e cpu-clock -g"); for

@@ -409,7 +409,7 @@ def compare(a):
     p = lines.append
     p("sentry_relay relay benchmark, both brokers side by side (%s)" % ", ".join(
         "%s %s" % (b, r["date"]) for b, r in res))
-    p("%-46s" % "" + "".join("%18s" % b for b in names))
+    p("%-46s" % "" + "".join("%22s" % b for b in names))
 
     def row(label, f):
         vals = []
@@ -419,7 +419,7 @@ def compare(a):
             except (KeyError, IndexError, TypeError, ZeroDivisionError):
                 v = None
             vals.append("-" if v is None else str(v))
-        p("%-46s" % label + "".join("%18s" % v for v in vals))
+        p("%-46s" % label + "".join("%22s" % v for v in vals))
 
     def by_w(sc, scen, w):
         return [d for d in sc[scen] if d["workers"] == w][0]
@@ -455,7 +455,7 @@ def compare(a):
             m = [x for x in r["targets"] if x["target"] == t]
             vals.append("%s %s" % (m[0]["measured"], "met" if m[0]["met"] else "MISSED") if m else "-")
         want = [x["want"] for _, r in res for x in r["targets"] if x["target"] == t][0]
-        p("%-46s" % ("%s (%s)" % (t, want))[:46] + "".join("%18s" % v for v in vals))
+        p("%-52s" % ("%s (%s)" % (t, want)) + "".join("%22s" % v for v in vals))
     p("total time of the run %d s" % a.elapsed)
     print("\n".join(lines))
 

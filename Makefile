@@ -28,14 +28,19 @@ OBJS = \
 	src/stream.o \
 	src/launcher.o \
 	src/kafka.o \
-	src/queue.o \
 	src/worker.o \
-	src/consume.o \
-	src/fetch_waker.o \
-	src/offset_mirror.o \
-	src/hold.o \
+	src/events.o \
 	src/commit_log.o \
-	src/bulk_insert.o \
+	src/rebalance.o \
+	src/gate.o \
+	src/hold.o \
+	src/batch.o \
+	src/message.o \
+	src/offset_mirror.o \
+	src/worker_status.o \
+	src/fetch_waker.o \
+	src/store.o \
+	src/job_rows.o \
 	src/multi_insert.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)

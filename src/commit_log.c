@@ -4,8 +4,8 @@
  * It reads the writers' commit log from the stored read position (a
  * standalone consumer: assign(), no group), keeps the entries of the
  * stream's followed groups for the stream's topic, and hands them to the
- * current batch, which stores them in sentry_relay.remote_offsets together
- * with the new read position.  For partitions worker 0 consumes itself, the
+ * current batch (batch.c), which stores them in sentry_relay.remote_offsets
+ * together with the new read position.  For partitions worker 0 consumes itself, the
  * gate moves at once and the held messages it lets through join the same
  * batch: one transaction per commit-log step.  Undecodable entries are
  * dead-lettered.
@@ -18,11 +18,11 @@
 
 #include "decode_sql.h"
 #include "guc.h"
-#include "worker_internal.h"
+#include "worker.h"
 
 /* Assign the commit log's partitions at the stored read positions. */
 void
-sr_clog_assign(void)
+sr_clog_assign(sr_worker *w)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_topic_t *rkt;
@@ -31,11 +31,11 @@ sr_clog_assign(void)
 	List	   *pos;
 	ListCell   *lc;
 
-	sr_clog_next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
-	rkt = rd_kafka_topic_new(sr_clog.rk, sr_def.commit_log_topic, NULL);
+	w->clog_next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+	rkt = rd_kafka_topic_new(w->clog.rk, w->def.commit_log_topic, NULL);
 	if (rkt == NULL)
 		elog(ERROR, "rd_kafka_topic_new failed");
-	err = rd_kafka_metadata(sr_clog.rk, 0, rkt, &md, 2000);
+	err = rd_kafka_metadata(w->clog.rk, 0, rkt, &md, 2000);
 	rd_kafka_topic_destroy(rkt);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
 		md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topics[0].partition_cnt == 0)
@@ -43,18 +43,18 @@ sr_clog_assign(void)
 		char		msg[256];
 
 		snprintf(msg, sizeof(msg), "commit log topic \"%s\" is not available: %s",
-				 sr_def.commit_log_topic,
+				 w->def.commit_log_topic,
 				 rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err
 								  : (md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)));
 		if (md)
 			rd_kafka_metadata_destroy(md);
-		sr_worker_error(msg);
-		sr_set_status("waiting for commit log");
+		sr_worker_error(w, msg);
+		sr_set_status(w, "waiting for commit log");
 		return;
 	}
-	sr_db_begin("sentry_relay: reading commit log positions");
-	pos = sr_db_read_cl_positions(&sr_def);
-	sr_db_commit();
+	sr_store_begin("sentry_relay: reading commit log positions");
+	pos = sr_store_read_cl_positions(&w->def);
+	sr_store_commit();
 	l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
 	for (int i = 0; i < md->topics[0].partition_cnt; i++)
 	{
@@ -64,116 +64,96 @@ sr_clog_assign(void)
 		foreach(lc, pos)
 			if (((sr_remote_update *) lfirst(lc))->partition == part)
 				off = ((sr_remote_update *) lfirst(lc))->offset;
-		rd_kafka_topic_partition_list_add(l, sr_def.commit_log_topic, part)->offset = off;
+		rd_kafka_topic_partition_list_add(l, w->def.commit_log_topic, part)->offset = off;
 	}
 	rd_kafka_metadata_destroy(md);
-	err = rd_kafka_assign(sr_clog.rk, l);
+	err = rd_kafka_assign(w->clog.rk, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(ERROR, (errmsg("%s: could not assign the commit log: %s", sr_who, rd_kafka_err2str(err))));
-	sr_clog_assigned = true;
-	ereport(LOG, (errmsg("%s: following commit log \"%s\"", sr_who, sr_def.commit_log_topic)));
+		ereport(ERROR, (errmsg("%s: could not assign the commit log: %s", w->label, rd_kafka_err2str(err))));
+	w->clog_assigned = true;
+	ereport(LOG, (errmsg("%s: following commit log \"%s\"", w->label, w->def.commit_log_topic)));
 }
 
 /* One commit-log message: keep offsets of our topic's followed groups. */
 static void
-sr_handle_commit_log(const rd_kafka_message_t *m)
+sr_handle_commit_log(sr_worker *w, const rd_kafka_message_t *m)
 {
 	sr_commit	c;
 	sr_error	err;
 	sr_msg		msg;
-	int			i;
 	int			g;
 
-	for (i = 0; i < sr_b.ncl_positions; i++)
-		if (sr_b.cl_partition[i] == m->partition)
-			break;
-	if (i == sr_b.ncl_positions)
-	{
-		if (i == sr_b.cl_allocated)
-		{
-			int			n = Max(8, 2 * sr_b.cl_allocated);
-
-			sr_b.cl_partition = sr_b.cl_allocated == 0
-				? MemoryContextAlloc(sr_batch_cxt, sizeof(int32) * n)
-				: repalloc(sr_b.cl_partition, sizeof(int32) * n);
-			sr_b.cl_offset = sr_b.cl_allocated == 0
-				? MemoryContextAlloc(sr_batch_cxt, sizeof(int64) * n)
-				: repalloc(sr_b.cl_offset, sizeof(int64) * n);
-			sr_b.cl_allocated = n;
-		}
-		sr_b.ncl_positions++;
-		sr_b.cl_partition[i] = m->partition;
-	}
-	sr_b.cl_offset[i] = m->offset + 1;
-
+	sr_batch_cl_position(w, m->partition, m->offset + 1);
 	if (m->payload == NULL)
 		return;					/* a compaction tombstone */
 	sr_msg_from_kafka(m, &msg);
 	if (sr_decode_commit_log(sr_get_decoder(), msg.key, msg.key_len, msg.payload, msg.len,
 							 msg.headers, msg.nheaders, &c, &err) == SR_DECODE_ERROR)
 	{
-		sr_dead_letter(&msg, &err, sr_def.commit_log_topic);
+		sr_batch_dead_letter(w, &msg, &err, w->def.commit_log_topic);
 		return;
 	}
-	if (strcmp(c.topic, sr_def.topic) == 0 && (g = sr_group_index(c.group)) >= 0)
+	if (strcmp(c.topic, w->def.topic) == 0 && (g = sr_group_index(w, c.group)) >= 0)
 	{
-		sr_remote_update *u = palloc0(sizeof(sr_remote_update));
+		sr_remote_update u;
 
-		u->partition = c.partition;
-		u->group = pstrdup(c.group);
-		u->offset = c.offset;
-		u->has_ts = c.has_orig_message_ts;
-		u->ts = sr_unix_us_to_timestamptz(c.orig_message_ts_us);
-		sr_b.remote = lappend(sr_b.remote, u);
+		u.partition = c.partition;
+		u.group = unconstify(char *, c.group);	/* copied by sr_batch_remote */
+		u.offset = c.offset;
+		u.has_ts = c.has_orig_message_ts;
+		u.ts = sr_unix_us_to_timestamptz(c.orig_message_ts_us);
+		sr_batch_remote(w, &u);
 
 		/*
 		 * One of our own partitions: its gate moves now.  The batch that
 		 * stores the new remote offset is the one that enqueues the messages
 		 * it lets through, so no job commits before its offset is stored.
 		 */
-		sr_apply_group_offset(sr_get_part(c.partition, false), g, c.offset);
+		sr_apply_group_offset(w, sr_get_part(w, c.partition, false), g, c.offset);
 	}
 }
 
+/*
+ * Serve the commit-log consumer's events (at most 10,000 entries per call),
+ * then release what the moved gates let through into the batch.
+ */
 void
-sr_drain_commit_log(void)
+sr_drain_commit_log(sr_worker *w)
 {
 	rd_kafka_event_t *ev;
 	int			n = 0;
 
-	sr_faults_attach(sr_slot);
-	while (n < 10000 && (ev = rd_kafka_queue_poll(sr_clog.queue, 0)) != NULL)
+	sr_faults_attach(w->slot);
+	while (n < 10000 && (ev = rd_kafka_queue_poll(w->clog.queue, 0)) != NULL)
 	{
 		switch (rd_kafka_event_type(ev))
 		{
 			case RD_KAFKA_EVENT_FETCH:
 				{
 					const rd_kafka_message_t *m;
-					MemoryContext old = MemoryContextSwitchTo(sr_batch_cxt);
+					MemoryContext old = MemoryContextSwitchTo(w->batch_cxt);
 
 					while ((m = rd_kafka_event_message_next(ev)) != NULL)
 					{
 						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 						{
-							sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
-							ereport(LOG, (errmsg("%s: commit log error: %s", sr_who, rd_kafka_message_errstr(m))));
+							sr_count_fault(w->slot, SR_FAULT_KAFKA_ERROR);
+							ereport(LOG, (errmsg("%s: commit log error: %s", w->label,
+												 rd_kafka_message_errstr(m))));
 							continue;
 						}
-						sr_handle_commit_log(m);
+						sr_handle_commit_log(w, m);
 						n++;
 					}
 					MemoryContextSwitchTo(old);
 					break;
 				}
 			case RD_KAFKA_EVENT_ERROR:
-				sr_count_fault(sr_slot, SR_FAULT_KAFKA_ERROR);
-				if (!sr_broker_down && sr_kafka_error_is_broker_down(rd_kafka_event_error(ev)))
-					sr_count_fault(sr_slot, SR_FAULT_BROKER_DOWN);
-				sr_handle_error_event(ev, "commit log consumer");
+				sr_kafka_error_event(w, ev, "commit log consumer");
 				break;
 			case RD_KAFKA_EVENT_LOG:
-				sr_kafka_log_event(ev, sr_who);
+				sr_kafka_log_event(ev, w->label);
 				break;
 			default:
 				break;
@@ -181,5 +161,5 @@ sr_drain_commit_log(void)
 		rd_kafka_event_destroy(ev);
 	}
 	if (n > 0)
-		sr_hold_release_all();
+		sr_gate_release_all(w);
 }

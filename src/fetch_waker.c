@@ -3,7 +3,7 @@
  * fetcher, so that the worker itself never waits for the wake-up.
  *
  * The wake-up is a ListOffsets request for a partition that is behind its
- * high watermark (why one is needed: consume.c, sr_kick_fetcher).  That
+ * high watermark (why one is needed: events.c, sr_kick_fetcher).  That
  * request is a round trip, and the broker answers it only after the fetch in
  * flight on the same connection: 6 to 13 ms each on the benchmark's mock
  * cluster.  Made from the worker's main thread, the wake-ups stopped it for

@@ -4,13 +4,13 @@
  * CopyMultiInsertBufferFlush): each row into a virtual slot, defaults and
  * constraints, then table_multi_insert per chunk and the index entries.
  *
- * It reads the batch's rows in the COPY binary form that bulk_insert.c
+ * It reads the batch's rows in the COPY binary form that job_rows.c
  * writes, knowing each column's type, so it needs none of COPY's per-column
  * receive functions, and it builds group_states' jsonb from its canonical
  * text without the JSON parser.  It serves the table as the extension makes
  * it, and changes that keep a row's meaning: added columns with defaults,
  * CHECK constraints, more indexes.  A table it does not cover goes through
- * COPY FROM instead (bulk_insert.c), which handles everything: triggers
+ * COPY FROM instead (job_rows.c), which handles everything: triggers
  * (foreign keys are triggers), row-level security, partitioning, generated
  * columns, volatile defaults, a column of another type, a database encoding
  * other than UTF-8.
@@ -38,7 +38,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
-#include "relay.h"
+#include "worker.h"
 
 /* Rows per table_multi_insert call, and bytes of row data (COPY's are 1000 and 64 kB). */
 #define SR_MI_MAX_ROWS 1000
@@ -199,7 +199,7 @@ sr_mi_flush(sr_mi *mi, int n)
 	MemoryContextReset(mi->rows_cxt);
 }
 
-/* Reading the batch's rows; they were written by bulk_insert.c. */
+/* Reading the batch's rows; they were written by job_rows.c. */
 typedef struct sr_mi_reader
 {
 	const char *p;
@@ -484,7 +484,7 @@ sr_multi_insert_jobs(Relation rel, const StringInfoData *rows, int n)
 		ereport(why == logged_why ? DEBUG1 : LOG,
 				(errmsg("sentry_relay: jobs are inserted into \"%s\" through COPY FROM because %s",
 						RelationGetRelationName(rel), why),
-				 errdetail("The faster direct multi-row insert serves the table as the extension creates it; see the README's Performance section.")));
+				 errdetail("The faster direct multi-row insert serves the table as the extension creates it; see docs/performance.md.")));
 		logged_why = why;
 		return false;
 	}

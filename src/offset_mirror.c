@@ -17,7 +17,7 @@
 #include "access/xlog.h"
 #include "utils/memutils.h"
 
-#include "worker_internal.h"
+#include "worker.h"
 
 /* One batch's offsets, waiting for the WAL flush past its commit. */
 typedef struct sr_mirror
@@ -26,14 +26,13 @@ typedef struct sr_mirror
 	rd_kafka_topic_partition_list_t *offsets;
 } sr_mirror;
 
-static List *sr_mirrors = NIL;	/* oldest first, in TopMemoryContext */
 
 /*
  * Queue a batch's offsets (taking the list) behind the commit just made.
  * The worker loop sends them (sr_mirror_send) right after its flush.
  */
 void
-sr_mirror_push(rd_kafka_topic_partition_list_t *offsets)
+sr_mirror_push(sr_worker *w, rd_kafka_topic_partition_list_t *offsets)
 {
 	MemoryContext old;
 	sr_mirror  *m;
@@ -47,15 +46,15 @@ sr_mirror_push(rd_kafka_topic_partition_list_t *offsets)
 	m = palloc(sizeof(sr_mirror));
 	m->lsn = XactLastCommitEnd;
 	m->offsets = offsets;
-	sr_mirrors = lappend(sr_mirrors, m);
+	w->mirrors = lappend(w->mirrors, m);
 	MemoryContextSwitchTo(old);
 }
 
 /* Offsets are waiting for a flush. */
 bool
-sr_mirror_pending(void)
+sr_mirror_pending(const sr_worker *w)
 {
-	return sr_mirrors != NIL;
+	return w->mirrors != NIL;
 }
 
 /*
@@ -64,7 +63,7 @@ sr_mirror_pending(void)
  * that everything goes (before partitions are let go, and at shutdown).
  */
 void
-sr_mirror_send(bool flush)
+sr_mirror_send(sr_worker *w, bool flush)
 {
 	XLogRecPtr	flushed;
 	rd_kafka_topic_partition_list_t *out;
@@ -72,15 +71,15 @@ sr_mirror_send(bool flush)
 	int			done = 0;
 	ListCell   *lc;
 
-	if (sr_mirrors == NIL)
+	if (w->mirrors == NIL)
 		return;
 	if (flush)
-		XLogFlush(((sr_mirror *) llast(sr_mirrors))->lsn);
+		XLogFlush(((sr_mirror *) llast(w->mirrors))->lsn);
 	flushed = GetFlushRecPtr(NULL);
-	if (((sr_mirror *) linitial(sr_mirrors))->lsn > flushed)
+	if (((sr_mirror *) linitial(w->mirrors))->lsn > flushed)
 		return;					/* the oldest batch waits still */
 	out = rd_kafka_topic_partition_list_new(8);
-	foreach(lc, sr_mirrors)
+	foreach(lc, w->mirrors)
 	{
 		sr_mirror  *m = lfirst(lc);
 
@@ -100,14 +99,14 @@ sr_mirror_send(bool flush)
 		pfree(m);
 		done++;
 	}
-	sr_mirrors = list_delete_first_n(sr_mirrors, done);
+	w->mirrors = list_delete_first_n(w->mirrors, done);
 	if (out->cnt > 0)
 	{
-		err = rd_kafka_commit(sr_events.rk, out, 1);
+		err = rd_kafka_commit(w->events.rk, out, 1);
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			sr_count_fault(sr_slot, SR_FAULT_COMMIT_FAILED);
-			ereport(DEBUG1, (errmsg("%s: Kafka offset commit not sent: %s", sr_who, rd_kafka_err2str(err))));
+			sr_count_fault(w->slot, SR_FAULT_COMMIT_FAILED);
+			ereport(DEBUG1, (errmsg("%s: Kafka offset commit not sent: %s", w->label, rd_kafka_err2str(err))));
 		}
 	}
 	rd_kafka_topic_partition_list_destroy(out);

@@ -11,11 +11,11 @@
  *   the decoders' PostgreSQL side: decode_backend.c;
  *   SQL functions: decode_sql.c (decoders), stream.c (streams);
  *   settings: guc.c; shared memory: shmem.c; the launcher: launcher.c;
- *   the worker: worker.c (loop), consume.c (events topic), hold.c (messages
- *     past the gate), commit_log.c (the writer's commit log),
- *     offset_mirror.c (offsets to Kafka), fetch_waker.c (fetcher wake-up),
- *     kafka.c (librdkafka set-up), queue.c, bulk_insert.c and
- *     multi_insert.c (its writes to the tables).
+ *   the worker, whose modules and call order worker.h lists: worker.c
+ *     (the process), events.c, commit_log.c, rebalance.c, gate.c, hold.c,
+ *     batch.c, message.c, offset_mirror.c, worker_status.c, store.c,
+ *     job_rows.c, multi_insert.c; with kafka.c (librdkafka set-up) and
+ *     fetch_waker.c (the fetcher wake-up thread).
  */
 #include "postgres.h"
 

@@ -37,7 +37,7 @@ typedef struct sr_offsets
 	int64_t		remote;
 } sr_offsets;
 
-/* A partition's state and offsets, as passed to the change callback. */
+/* A partition's state and offsets; each update returns the one before it. */
 typedef struct sr_snapshot
 {
 	sr_pstate	state;

@@ -96,7 +96,7 @@ cd "$REPO" || exit 1
 
 if want unit; then
 echo "== unit tests (pure C)"
-prove --exec '' test/unit/test_state test/unit/test_decode test/unit/test_skim
+prove --exec '' test/unit/test_state test/unit/test_decode test/unit/test_skim test/unit/call_graph.py
 suite_result unit $?
 fi
 if want regress; then

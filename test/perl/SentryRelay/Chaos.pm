@@ -30,7 +30,7 @@
 # the relay's own transactions, every job, dead letter, local-offset advance
 # and remote-offset change, and at commit (serialized by an advisory lock, so
 # the order of chaos.tx.commit_order is the commit order) the remote offset
-# in force.  See the README, "Chaos soak", for what is checked and why.
+# in force.  See docs/chaos.md for what is checked and why.
 package SentryRelay::Chaos;
 
 use strict;
@@ -533,7 +533,7 @@ sub fault_pg
 		my $reb = counter_rises('rebalances');
 		expect_seen('rebalance_alter', 90, sub {
 			my ($s) = @_;
-			# (not status 'running': see the README on 'waiting for broker')
+			# (not status 'running': see docs/operations.md on 'waiting for broker')
 			return $a->{seen} = (grep { $_->{nparts} > 0 } @$s) == 2 && $reb->();
 		});
 		return 1;

@@ -1,10 +1,12 @@
 /*
- * queue.c - the worker's database side.  Everything a batch changes is
- * written in the one transaction that sr_db_begin opens and sr_db_commit
- * commits: job rows, dead letters, remote offsets, the commit-log position
- * and the partitions' local offsets.  The local-offset update is fenced on
- * the value the worker last read or wrote, so two workers that both believe
- * they own a partition can never both enqueue the same messages.
+ * store.c - the worker's reads and writes of its tables, through SPI.
+ * Everything a batch changes is written in the one transaction that
+ * sr_store_begin opens and sr_store_commit commits: dead letters, remote
+ * offsets, the commit-log position and the partitions' local offsets (the
+ * jobs themselves go in through job_rows.c).  The local-offset update is
+ * fenced on the value the worker last read or wrote, so two workers that
+ * both believe they own a partition can never both enqueue the same
+ * messages.
  */
 #include "postgres.h"
 
@@ -23,9 +25,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "relay.h"
+#include "worker.h"
 
-static MemoryContext sr_db_caller_cxt = NULL;
+static MemoryContext sr_store_caller_cxt = NULL;
 
 static SPIPlanPtr sr_plan_dead = NULL;
 static SPIPlanPtr sr_plan_update_part = NULL;
@@ -35,9 +37,9 @@ static SPIPlanPtr sr_plan_remote = NULL;
 static SPIPlanPtr sr_plan_cl_pos = NULL;
 
 void
-sr_db_begin(const char *activity)
+sr_store_begin(const char *activity)
 {
-	sr_db_caller_cxt = CurrentMemoryContext;
+	sr_store_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -47,14 +49,14 @@ sr_db_begin(const char *activity)
 }
 
 void
-sr_db_commit(void)
+sr_store_commit(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	MemoryContextSwitchTo(sr_db_caller_cxt);
+	MemoryContextSwitchTo(sr_store_caller_cxt);
 }
 
 static SPIPlanPtr
@@ -85,7 +87,7 @@ sr_exec(SPIPlanPtr plan, Datum *values, const char *nulls, int expect)
 
 /* Load a stream definition into the caller's memory context. */
 bool
-sr_db_load_stream(const char *name, sr_stream_def *def)
+sr_store_load_stream(const char *name, sr_stream_def *def)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -111,7 +113,7 @@ sr_db_load_stream(const char *name, sr_stream_def *def)
 	if (!DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull)))
 		return false;
 
-	spi_cxt = MemoryContextSwitchTo(sr_db_caller_cxt);
+	spi_cxt = MemoryContextSwitchTo(sr_store_caller_cxt);
 	memset(def, 0, sizeof(*def));
 	def->name = pstrdup(name);
 	def->topic = SPI_getvalue(tup, desc, 1);
@@ -144,7 +146,7 @@ sr_array(Datum *elems, bool *nulls, int n, Oid type)
 }
 
 void
-sr_db_insert_dead_letters(const sr_stream_def *def, sr_batch *b)
+sr_store_dead_letters(const sr_stream_def *def, sr_batch *b)
 {
 	Oid			types[11] = {TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID,
 	TEXTARRAYOID, BYTEAARRAYOID, TEXTOID, TEXTOID, TEXTOID};
@@ -197,7 +199,7 @@ sr_db_insert_dead_letters(const sr_stream_def *def, sr_batch *b)
  * read positions.
  */
 void
-sr_db_write_remote(const sr_stream_def *def, sr_batch *b)
+sr_store_remote(const sr_stream_def *def, sr_batch *b)
 {
 	Oid			rtypes[5] = {TEXTOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
 	Oid			ctypes[3] = {TEXTOID, INT4OID, INT8OID};
@@ -272,7 +274,7 @@ sr_db_write_remote(const sr_stream_def *def, sr_batch *b)
  * that offset was moved by someone else: the batch fails.
  */
 void
-sr_db_update_partitions(const sr_stream_def *def, sr_part **ps, int n)
+sr_store_partitions(const sr_stream_def *def, sr_part **ps, int n)
 {
 	Oid			types[9] = {TEXTOID, INT4OID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 	INT8ARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID};
@@ -372,7 +374,7 @@ sr_db_update_partitions(const sr_stream_def *def, sr_part **ps, int n)
 
 /* Take a partition on assignment; reads its stored local offset. */
 void
-sr_db_claim_partition(const sr_stream_def *def, sr_part *p)
+sr_store_claim_partition(const sr_stream_def *def, sr_part *p)
 {
 	Oid			types[4] = {TEXTOID, INT4OID, TEXTOID, INT4OID};
 	Datum		values[4];
@@ -396,7 +398,7 @@ sr_db_claim_partition(const sr_stream_def *def, sr_part *p)
 }
 
 void
-sr_db_release_partition(const sr_stream_def *def, int32 partition)
+sr_store_release_partition(const sr_stream_def *def, int32 partition)
 {
 	Oid			types[3] = {TEXTOID, INT4OID, INT4OID};
 	Datum		values[3];
@@ -413,7 +415,7 @@ sr_db_release_partition(const sr_stream_def *def, int32 partition)
 
 /* All remote offsets of the stream, into the caller's context. */
 List *
-sr_db_read_remote(const sr_stream_def *def)
+sr_store_read_remote(const sr_stream_def *def)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -425,7 +427,7 @@ sr_db_read_remote(const sr_stream_def *def)
 							  "FROM sentry_relay.remote_offsets WHERE stream = $1",
 							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading remote offsets failed");
-	spi_cxt = MemoryContextSwitchTo(sr_db_caller_cxt);
+	spi_cxt = MemoryContextSwitchTo(sr_store_caller_cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		sr_remote_update *u = palloc0(sizeof(sr_remote_update));
@@ -443,7 +445,7 @@ sr_db_read_remote(const sr_stream_def *def)
 
 /* Stored commit-log read positions: a list of (partition, offset) pairs. */
 List *
-sr_db_read_cl_positions(const sr_stream_def *def)
+sr_store_read_cl_positions(const sr_stream_def *def)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -454,7 +456,7 @@ sr_db_read_cl_positions(const sr_stream_def *def)
 	if (SPI_execute_with_args("SELECT partition, \"offset\" FROM sentry_relay.commit_log_positions "
 							  "WHERE stream = $1", 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading commit log positions failed");
-	spi_cxt = MemoryContextSwitchTo(sr_db_caller_cxt);
+	spi_cxt = MemoryContextSwitchTo(sr_store_caller_cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		sr_remote_update *u = palloc0(sizeof(sr_remote_update));

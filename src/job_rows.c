@@ -1,5 +1,5 @@
 /*
- * bulk_insert.c - a batch of jobs into sentry_relay.jobs.
+ * job_rows.c - a batch of jobs into sentry_relay.jobs.
  *
  * The rows are written in COPY's binary format while the batch is gathered,
  * straight from the decoder's output (the hold keeps rows in the same form).
@@ -29,7 +29,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "relay.h"
+#include "worker.h"
 
 /* The columns each row carries, in order; the rest take their defaults. */
 const sr_job_column sr_job_columns[SR_JOB_NCOLUMNS] = {
@@ -149,7 +149,7 @@ sr_bulk_field_jsonb(StringInfo s, const char *json)
  * The caller is in the memory context that owns s.
  */
 void
-sr_db_job_row(StringInfo s, const sr_stream_def *def, int32 partition,
+sr_rows_encode(StringInfo s, const sr_stream_def *def, int32 partition,
 			  int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
 			  const void *body, size_t body_len)
 {
@@ -199,19 +199,9 @@ sr_batch_rows(sr_batch *b)
 	return s;
 }
 
-/* Append one job to the batch.  The caller is in the batch memory context. */
+/* Append a row made by sr_rows_encode (batch memory context). */
 void
-sr_db_batch_append(sr_batch *b, const sr_stream_def *def, int32 partition,
-				   int64 offset, const sr_job *job, bool has_ts, TimestampTz ts,
-				   const void *body, size_t body_len)
-{
-	sr_db_job_row(sr_batch_rows(b), def, partition, offset, job, has_ts, ts, body, body_len);
-	b->n++;
-}
-
-/* Append a row made earlier by sr_db_job_row (batch memory context). */
-void
-sr_db_batch_append_row(sr_batch *b, const char *row, size_t len)
+sr_rows_append(sr_batch *b, const char *row, size_t len)
 {
 	appendBinaryStringInfoNT(sr_batch_rows(b), row, len);
 	b->n++;
@@ -272,7 +262,7 @@ sr_bulk_copy(Relation rel, const StringInfoData *rows)
  * for them, delivered when the batch commits.
  */
 void
-sr_db_insert_jobs(const sr_stream_def *def, sr_batch *b)
+sr_rows_insert(const sr_stream_def *def, sr_batch *b)
 {
 	Oid			relid;
 	Relation	rel;

@@ -1,0 +1,140 @@
+/*
+ * rebalance.c - partitions of the events topic that the consumer group
+ * assigns to the worker or takes away.
+ *
+ * An assigned partition is claimed in sentry_relay.partitions and
+ * positioned at the local offset stored there (Kafka's committed offset or
+ * the stream's reset policy only where the table has none).  Before a
+ * partition is let go, the batch is committed with everything it holds for
+ * it; what stays in the hold is dropped, and the next owner reads it again
+ * from the local offset.
+ */
+#include "postgres.h"
+
+#include "worker.h"
+
+static bool
+sr_cooperative(sr_worker *w)
+{
+	return strcmp(rd_kafka_rebalance_protocol(w->events.rk), "COOPERATIVE") == 0;
+}
+
+/* Partitions assigned to us: claim them in the table and position them. */
+void
+sr_on_assign(sr_worker *w, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_copy(parts);
+	rd_kafka_error_t *e = NULL;
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	sr_gate_commit(w);			/* what the batch has, before positions change */
+	sr_store_begin("sentry_relay: claiming partitions");
+	for (int i = 0; i < assign->cnt; i++)
+	{
+		sr_part    *p = sr_get_part(w, assign->elems[i].partition, true);
+		sr_snapshot prev;
+		bool		changed;
+
+		sr_hold_drop(w, p);		/* anything held from an earlier assignment */
+		memset(p, 0, sizeof(*p));
+		p->partition = assign->elems[i].partition;
+		p->high_watermark = -1;
+		sr_partition_init(&p->sm, w->def.ngroups);
+		sr_store_claim_partition(&w->def, p);
+		if (p->has_committed)
+		{
+			sr_partition_set_local(&p->sm, true, p->committed, &prev, &changed);
+			assign->elems[i].offset = p->committed;
+		}
+		else
+			assign->elems[i].offset = RD_KAFKA_OFFSET_INVALID;	/* committed, else policy */
+		p->assigned = true;
+		p->fresh = true;
+		p->dirty = true;
+	}
+	sr_store_commit();
+
+	if (sr_cooperative(w))
+		e = rd_kafka_incremental_assign(w->events.rk, assign);
+	else
+		err = rd_kafka_assign(w->events.rk, assign);
+	if (e != NULL || err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		char		msg[256];
+
+		snprintf(msg, sizeof(msg), "could not assign partitions: %s",
+				 e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
+		if (e)
+			rd_kafka_error_destroy(e);
+		rd_kafka_topic_partition_list_destroy(assign);
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s: %s", w->label, msg)));
+	}
+
+	/*
+	 * librdkafka keeps an application pause across unassign and assign, so
+	 * a partition paused before a rebalance would stay paused for good: clear
+	 * it, then let the gate pause what must wait (sr_refresh_remote).
+	 */
+	err = rd_kafka_resume_partitions(w->events.rk, assign);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(LOG, (errmsg("%s: could not resume the new assignment: %s", w->label, rd_kafka_err2str(err))));
+	ereport(LOG, (errmsg("%s: assigned %d partition(s) of topic \"%s\"", w->label, assign->cnt, w->def.topic)));
+	rd_kafka_topic_partition_list_destroy(assign);
+	sr_refresh_remote(w);
+	sr_publish_partitions(w);
+	sr_set_status(w, "running");
+}
+
+/* Let go of one partition: no longer ours, nothing held, released in the table. */
+static void
+sr_let_go(sr_worker *w, int32 partition)
+{
+	sr_part    *p = sr_get_part(w, partition, false);
+
+	if (p != NULL)
+	{
+		p->assigned = false;
+		sr_hold_drop(w, p);
+	}
+	sr_store_release_partition(&w->def, partition);
+}
+
+/* Partitions taken away: commit what we have of them, then let them go. */
+void
+sr_on_revoke(sr_worker *w, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_error_t *e = NULL;
+
+	sr_gate_commit_all(w);
+	sr_store_begin("sentry_relay: releasing partitions");
+	for (int i = 0; i < parts->cnt; i++)
+		sr_let_go(w, parts->elems[i].partition);
+	sr_store_commit();
+	if (sr_cooperative(w))
+		e = rd_kafka_incremental_unassign(w->events.rk, parts);
+	else
+		sr_kafka_unassign_all(w->events.rk, w->label);
+	if (e != NULL)
+	{
+		ereport(LOG, (errmsg("%s: unassign failed: %s", w->label, rd_kafka_error_string(e))));
+		rd_kafka_error_destroy(e);
+	}
+	ereport(LOG, (errmsg("%s: revoked %d partition(s)", w->label, parts->cnt)));
+	sr_publish_partitions(w);
+}
+
+/*
+ * At a clean shutdown: commit what we have, and let go of every partition
+ * in the table, as a revocation would; the consumer leaves the group after.
+ */
+void
+sr_release_all(sr_worker *w)
+{
+	sr_gate_commit_all(w);
+	sr_store_begin("sentry_relay: releasing partitions");
+	for (int i = 0; i < w->nparts; i++)
+		if (w->parts[i].assigned)
+			sr_let_go(w, i);
+	sr_store_commit();
+	sr_publish_partitions(w);
+}

@@ -1,0 +1,147 @@
+/*
+ * worker_status.c - what a worker shows and looks up: its status, last
+ * error and partitions in its shared-memory slot (the sentry_relay.workers
+ * view), its table of partitions, and the Kafka error events every consumer
+ * of the worker reports the same way.
+ */
+#include "postgres.h"
+
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "worker.h"
+
+/* Set the status shown in sentry_relay.workers. */
+void
+sr_set_status(sr_worker *w, const char *status)
+{
+	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	strlcpy(w->slot->status, status, SR_STATUS_LEN);
+	LWLockRelease(sr_shm->lock);
+}
+
+/* Set the last error shown in sentry_relay.workers. */
+void
+sr_worker_error(sr_worker *w, const char *msg)
+{
+	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	strlcpy(w->slot->last_error, msg, SR_ERROR_LEN);
+	w->slot->last_error_at = GetCurrentTimestamp();
+	LWLockRelease(sr_shm->lock);
+}
+
+/* Publish the assigned partitions to shared memory. */
+void
+sr_publish_partitions(sr_worker *w)
+{
+	int			n = 0;
+
+	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < w->nparts && n < SR_SHOWN_PARTITIONS; i++)
+		if (w->parts[i].assigned)
+			w->slot->partitions[n++] = i;
+	w->slot->npartitions = n;
+	LWLockRelease(sr_shm->lock);
+}
+
+/* A partition of the events topic; NULL if unknown and not create. */
+sr_part *
+sr_get_part(sr_worker *w, int32 partition, bool create)
+{
+	if (partition < 0)
+		return NULL;
+	if (partition >= w->nparts)
+	{
+		int			n;
+
+		if (!create)
+			return NULL;
+		n = Max(partition + 1, w->nparts * 2);
+		if (w->parts == NULL)
+			w->parts = MemoryContextAllocZero(TopMemoryContext, sizeof(sr_part) * n);
+		else
+		{
+			w->parts = repalloc(w->parts, sizeof(sr_part) * n);
+			memset(w->parts + w->nparts, 0, sizeof(sr_part) * (n - w->nparts));
+		}
+		w->nparts = n;
+	}
+	return &w->parts[partition];
+}
+
+/* The index of a followed writer group, or -1. */
+int
+sr_group_index(const sr_worker *w, const char *group)
+{
+	for (int g = 0; g < w->def.ngroups; g++)
+		if (strcmp(w->def.groups[g], group) == 0)
+			return g;
+	return -1;
+}
+
+/*
+ * Count a Kafka error for sentry_relay.workers, and the start of a wait for
+ * the broker (before sr_kafka_error_event sets broker_down).
+ */
+void
+sr_count_kafka_error(sr_worker *w, rd_kafka_resp_err_t err)
+{
+	sr_count_fault(w->slot, SR_FAULT_KAFKA_ERROR);
+	if (!w->broker_down && sr_kafka_error_is_broker_down(err))
+		sr_count_fault(w->slot, SR_FAULT_BROKER_DOWN);
+}
+
+/*
+ * An error event of one of the worker's consumers, not tied to a partition:
+ * counted, shown as the worker's last error and logged; a fatal one ends
+ * the worker (the launcher restarts it).  An unreachable broker is logged
+ * once per wait, and the status says so until a message comes.
+ */
+void
+sr_kafka_error_event(sr_worker *w, rd_kafka_event_t *ev, const char *who)
+{
+	rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+	char		msg[SR_ERROR_LEN];
+
+	sr_count_kafka_error(w, err);
+	snprintf(msg, sizeof(msg), "%s: %s", who, rd_kafka_event_error_string(ev));
+	if (rd_kafka_event_error_is_fatal(ev))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s: fatal Kafka error: %s", w->label, msg)));
+	sr_worker_error(w, msg);
+	if (sr_kafka_error_is_broker_down(err))
+	{
+		if (!w->broker_down)
+			ereport(LOG,
+					(errmsg("%s: waiting for the Kafka broker: %s", w->label, msg),
+					 errhint("The worker keeps retrying and resumes by itself.")));
+		w->broker_down = true;
+		sr_set_status(w, "waiting for broker");
+	}
+	else
+		ereport(LOG, (errmsg("%s: Kafka error: %s", w->label, msg)));
+}
+
+/* A message came: the end of a wait for the broker, if there was one. */
+void
+sr_broker_reachable(sr_worker *w)
+{
+	if (!w->broker_down)
+		return;
+	w->broker_down = false;
+	sr_set_status(w, "running");
+	ereport(LOG, (errmsg("%s: Kafka broker is reachable again", w->label)));
+}
+
+/* Refresh a partition's high watermark from librdkafka's last fetch. */
+void
+sr_note_watermark(sr_worker *w, sr_part *p)
+{
+	int64_t		lo,
+				hi;
+
+	if (rd_kafka_get_watermark_offsets(w->events.rk, w->def.topic, p->partition, &lo, &hi) ==
+		RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0)
+		p->high_watermark = hi;
+}

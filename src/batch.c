@@ -206,13 +206,13 @@ sr_batch_commit(sr_worker *w)
 	sr_store_commit();
 	sr_mirror_push(w, commit);	/* to Kafka once flushed (offset_mirror.c) */
 
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 	w->slot->messages += b->messages;
 	w->slot->jobs += jobs;
 	w->slot->skipped += b->skipped;
 	w->slot->dead_letters += dead;
 	w->slot->batches++;
-	LWLockRelease(sr_shm->lock);
+	LWLockRelease(sr_shmem()->lock);
 
 	if (dead > 0)
 		ereport(LOG,

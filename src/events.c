@@ -20,6 +20,34 @@
 #include "worker.h"
 
 /*
+ * Log, and keep in the partition's last_error, that Kafka resumed partition
+ * p at offset at rather than at the stored offset: below it (its reset
+ * policy went back; the messages up to it are skipped) or past it
+ * (retention removed the offsets in between).
+ */
+static void
+sr_note_resume(sr_worker *w, sr_part *p, int64 at, int64 stored)
+{
+	bool		below = at < stored;
+
+	ereport(LOG,
+			(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", %s the stored offset " INT64_FORMAT,
+					w->label, p->partition, at, below ? "below" : "not at", stored),
+			 below ?
+			 errdetail("Kafka's reset policy applied; messages below the stored offset were relayed already and are skipped.") :
+			 errdetail("Offsets in between were removed by retention; the reset policy applied.")));
+	if (below)
+		snprintf(p->last_error, sizeof(p->last_error),
+				 "Kafka resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT " (initial_offset_reset %s); skipped up to it",
+				 at, stored, w->def.initial_offset_reset);
+	else
+		snprintf(p->last_error, sizeof(p->last_error),
+				 "offset " INT64_FORMAT " out of range; resumed at " INT64_FORMAT " (initial_offset_reset %s)",
+				 stored, at, w->def.initial_offset_reset);
+	p->error_dirty = true;
+}
+
+/*
  * The first message or end of a partition after it was positioned lies past
  * the stored offset.  If the stored offset is below the partition's log start
  * offset, Kafka's reset policy moved us over deleted messages: say so in the
@@ -38,14 +66,7 @@ sr_resumed_past(sr_worker *w, sr_part *p, int64 stored, int64 at)
 	if (rd_kafka_get_watermark_offsets(w->events.rk, w->def.topic, p->partition, &lo, &hi) ==
 		RD_KAFKA_RESP_ERR_NO_ERROR && lo >= 0 && stored >= lo)
 		return false;
-	ereport(LOG,
-			(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", not at the stored offset " INT64_FORMAT,
-					w->label, p->partition, at, stored),
-			 errdetail("Offsets in between were removed by retention; the reset policy applied.")));
-	snprintf(p->last_error, sizeof(p->last_error),
-			 "offset " INT64_FORMAT " out of range; resumed at " INT64_FORMAT " (initial_offset_reset %s)",
-			 stored, at, w->def.initial_offset_reset);
-	p->error_dirty = true;
+	sr_note_resume(w, p, at, stored);
 	return true;
 }
 
@@ -80,14 +101,7 @@ sr_first_position(sr_worker *w, sr_part *p, int64 at, bool is_message)
 	}
 	if (is_message && at < expect)
 	{
-		ereport(LOG,
-				(errmsg("%s: partition %d resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT,
-						w->label, p->partition, at, expect),
-				 errdetail("Kafka's reset policy applied; messages below the stored offset were relayed already and are skipped.")));
-		snprintf(p->last_error, sizeof(p->last_error),
-				 "Kafka resumed at offset " INT64_FORMAT ", below the stored offset " INT64_FORMAT " (initial_offset_reset %s); skipped up to it",
-				 at, expect, w->def.initial_offset_reset);
-		p->error_dirty = true;
+		sr_note_resume(w, p, at, expect);
 		return false;
 	}
 	if (at > expect && p->hold_head == NULL && sr_resumed_past(w, p, expect, at))

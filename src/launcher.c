@@ -184,7 +184,7 @@ static bool
 sr_start_worker(int slotno, const sr_desired *d, int index)
 {
 	BackgroundWorker bgw;
-	sr_worker_slot *s = &sr_shm->slots[slotno];
+	sr_worker_slot *s = &sr_shmem()->slots[slotno];
 	sr_launcher_slot *l = &sr_lslots[slotno];
 
 	memset(&bgw, 0, sizeof(bgw));
@@ -198,7 +198,7 @@ sr_start_worker(int slotno, const sr_desired *d, int index)
 	bgw.bgw_main_arg = Int32GetDatum(slotno);
 	bgw.bgw_notify_pid = MyProcPid;
 
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 	s->in_use = true;
 	strlcpy(s->stream, d->stream, SR_NAME_LEN);
 	s->worker_index = index;
@@ -206,13 +206,13 @@ sr_start_worker(int slotno, const sr_desired *d, int index)
 	s->latch = NULL;
 	s->remote_changed = false;
 	strlcpy(s->status, "starting", SR_STATUS_LEN);
-	LWLockRelease(sr_shm->lock);
+	LWLockRelease(sr_shmem()->lock);
 
 	if (!RegisterDynamicBackgroundWorker(&bgw, &l->handle))
 	{
-		LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+		LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 		s->in_use = false;
-		LWLockRelease(sr_shm->lock);
+		LWLockRelease(sr_shmem()->lock);
 		l->handle = NULL;
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -236,9 +236,9 @@ sr_reconcile(List *desired)
 	ListCell   *lc;
 
 	/* 1. reap exited workers, terminate unwanted ones */
-	for (int i = 0; i < sr_shm->nslots; i++)
+	for (int i = 0; i < sr_shmem()->nslots; i++)
 	{
-		sr_worker_slot *s = &sr_shm->slots[i];
+		sr_worker_slot *s = &sr_shmem()->slots[i];
 		sr_launcher_slot *l = &sr_lslots[i];
 		pid_t		pid;
 		sr_desired *d;
@@ -252,7 +252,7 @@ sr_reconcile(List *desired)
 			pfree(l->handle);
 			l->handle = NULL;
 			d = sr_find_desired(desired, s->stream);
-			LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+			LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 			s->pid = 0;
 			s->latch = NULL;
 			if (d != NULL && !l->terminating && s->worker_index < d->workers)
@@ -265,7 +265,7 @@ sr_reconcile(List *desired)
 			}
 			else
 				s->in_use = false;
-			LWLockRelease(sr_shm->lock);
+			LWLockRelease(sr_shmem()->lock);
 			continue;
 		}
 		d = sr_find_desired(desired, s->stream);
@@ -274,9 +274,9 @@ sr_reconcile(List *desired)
 		{
 			TerminateBackgroundWorker(l->handle);
 			l->terminating = true;
-			LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+			LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 			strlcpy(s->status, "stopping", SR_STATUS_LEN);
-			LWLockRelease(sr_shm->lock);
+			LWLockRelease(sr_shmem()->lock);
 		}
 	}
 
@@ -290,9 +290,9 @@ sr_reconcile(List *desired)
 			int			found = -1,
 						free_slot = -1;
 
-			for (int i = 0; i < sr_shm->nslots; i++)
+			for (int i = 0; i < sr_shmem()->nslots; i++)
 			{
-				sr_worker_slot *s = &sr_shm->slots[i];
+				sr_worker_slot *s = &sr_shmem()->slots[i];
 
 				if (s->in_use && strcmp(s->stream, d->stream) == 0 && s->worker_index == w)
 					found = i;
@@ -320,23 +320,23 @@ sr_reconcile(List *desired)
 				ereport(WARNING,
 						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 						 errmsg("sentry_relay cannot run worker %d of stream \"%s\": all %d worker slots are in use",
-								w, d->stream, sr_shm->nslots),
+								w, d->stream, sr_shmem()->nslots),
 						 errhint("Raise sentry_relay.max_workers (and max_worker_processes), or lower the streams' workers.")));
 				wait_ms = Min(wait_ms, 5000);
 				continue;
 			}
 			memset(&sr_lslots[free_slot], 0, sizeof(sr_launcher_slot));
-			LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
-			sr_shm->slots[free_slot].restarts = 0;
-			sr_shm->slots[free_slot].messages = 0;
-			sr_shm->slots[free_slot].jobs = 0;
-			sr_shm->slots[free_slot].skipped = 0;
-			sr_shm->slots[free_slot].dead_letters = 0;
-			sr_shm->slots[free_slot].batches = 0;
-			sr_shm->slots[free_slot].last_error[0] = '\0';
-			sr_shm->slots[free_slot].last_error_at = 0;
-			sr_shm->slots[free_slot].npartitions = 0;
-			LWLockRelease(sr_shm->lock);
+			LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
+			sr_shmem()->slots[free_slot].restarts = 0;
+			sr_shmem()->slots[free_slot].messages = 0;
+			sr_shmem()->slots[free_slot].jobs = 0;
+			sr_shmem()->slots[free_slot].skipped = 0;
+			sr_shmem()->slots[free_slot].dead_letters = 0;
+			sr_shmem()->slots[free_slot].batches = 0;
+			sr_shmem()->slots[free_slot].last_error[0] = '\0';
+			sr_shmem()->slots[free_slot].last_error_at = 0;
+			sr_shmem()->slots[free_slot].npartitions = 0;
+			LWLockRelease(sr_shmem()->lock);
 			sr_start_worker(free_slot, d, w);
 		}
 	}
@@ -425,15 +425,15 @@ sr_launcher_exit(int code, Datum arg)
 {
 	(void) code;
 	(void) arg;
-	if (sr_shm == NULL)
+	if (sr_shmem() == NULL)
 		return;
-	for (int i = 0; i < sr_shm->nslots; i++)
+	for (int i = 0; i < sr_shmem()->nslots; i++)
 		if (sr_lslots != NULL && sr_lslots[i].handle != NULL)
 			TerminateBackgroundWorker(sr_lslots[i].handle);
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
-	sr_shm->launcher_latch = NULL;
-	sr_shm->launcher_pid = 0;
-	LWLockRelease(sr_shm->lock);
+	LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
+	sr_shmem()->launcher_latch = NULL;
+	sr_shmem()->launcher_pid = 0;
+	LWLockRelease(sr_shmem()->lock);
 }
 
 void
@@ -446,14 +446,14 @@ sr_launcher_main(Datum main_arg)
 
 	sr_shmem_attach();
 	sr_lslots = MemoryContextAllocZero(TopMemoryContext,
-									   sizeof(sr_launcher_slot) * sr_shm->nslots);
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+									   sizeof(sr_launcher_slot) * sr_shmem()->nslots);
+	LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 	/* after a crash restart, slots from before are stale */
-	for (int i = 0; i < sr_shm->nslots; i++)
-		sr_shm->slots[i].in_use = false;
-	sr_shm->launcher_pid = MyProcPid;
-	sr_shm->launcher_latch = MyLatch;
-	LWLockRelease(sr_shm->lock);
+	for (int i = 0; i < sr_shmem()->nslots; i++)
+		sr_shmem()->slots[i].in_use = false;
+	sr_shmem()->launcher_pid = MyProcPid;
+	sr_shmem()->launcher_latch = MyLatch;
+	LWLockRelease(sr_shmem()->lock);
 	before_shmem_exit(sr_launcher_exit, (Datum) 0);
 	before_shmem_exit(sr_launcher_connect_failed, (Datum) 0);
 

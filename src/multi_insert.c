@@ -6,9 +6,9 @@
  *
  * It reads the batch's rows in the COPY binary form that job_rows.c
  * writes, knowing each column's type, so it needs none of COPY's per-column
- * receive functions, and it builds group_states' jsonb from its canonical
- * text without the JSON parser.  It serves the table as the extension makes
- * it, and changes that keep a row's meaning: added columns with defaults,
+ * receive functions; group_states, the one jsonb column, goes through
+ * jsonb_in, as the decoder passes it on as Sentry sent it.  It serves the
+ * table as the extension makes it, and changes that keep a row's meaning: added columns with defaults,
  * CHECK constraints, more indexes.  A table it does not cover goes through
  * COPY FROM instead (job_rows.c), which handles everything: triggers
  * (foreign keys are triggers), row-level security, partitioning, generated
@@ -34,7 +34,6 @@
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 
@@ -272,105 +271,12 @@ sr_mi_varlena(const char *p, int32 len, bool is_text)
 	return PointerGetDatum(t);
 }
 
-/* Push one key with its value to a jsonb object being built. */
-static void
-sr_mi_jsonb_member(JsonbParseState **st, const char *key, JsonbValue *v)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(st, WJB_KEY, &k);
-	pushJsonbValue(st, WJB_VALUE, v);
-}
-
-/*
- * group_states as jsonb, from the canonical text the decoder writes
- * ([{"id":N,"is_new":B,"is_regression":B,"is_new_group_environment":B},...]),
- * built the way jsonb_in would build it; false for any other text.
- */
-static bool
-sr_mi_group_states(const char *s, size_t len, Datum *out)
-{
-	static const char *const lit[4] = {
-		"{\"id\":", ",\"is_new\":", ",\"is_regression\":", ",\"is_new_group_environment\":"
-	};
-	static const char *const key[4] = {
-		"id", "is_new", "is_regression", "is_new_group_environment"
-	};
-	const char *p = s,
-			   *end = s + len;
-	JsonbParseState *st = NULL;
-	JsonbValue *res;
-
-	if (p == end || *p++ != '[')
-		return false;
-	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
-	while (p < end && *p != ']')
-	{
-		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-		for (int k = 0; k < 4; k++)
-		{
-			size_t		l = strlen(lit[k]);
-			JsonbValue	v;
-
-			if ((size_t) (end - p) < l || memcmp(p, lit[k], l) != 0)
-				return false;
-			p += l;
-			if (k == 0)
-			{
-				uint64		n = 0;
-				int			digits = 0;
-
-				while (p < end && *p >= '0' && *p <= '9' && digits < 19)
-				{
-					n = n * 10 + (*p++ - '0');
-					digits++;
-				}
-				/* no leading zero, and short enough for int64 */
-				if (digits == 0 || digits > 18 || (digits > 1 && p[-digits] == '0'))
-					return false;
-				v.type = jbvNumeric;
-				v.val.numeric = int64_to_numeric((int64) n);
-			}
-			else
-			{
-				v.type = jbvBool;
-				if ((size_t) (end - p) >= 4 && memcmp(p, "true", 4) == 0)
-					v.val.boolean = true, p += 4;
-				else if ((size_t) (end - p) >= 5 && memcmp(p, "false", 5) == 0)
-					v.val.boolean = false, p += 5;
-				else
-					return false;
-			}
-			sr_mi_jsonb_member(&st, key[k], &v);
-		}
-		if (p == end || *p++ != '}')
-			return false;
-		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
-		if (p < end && *p == ',' && p + 1 < end && p[1] == '{')
-			p++;
-		else if (p == end || *p != ']')
-			return false;
-	}
-	if (p == end || *p++ != ']' || p != end)
-		return false;
-	res = pushJsonbValue(&st, WJB_END_ARRAY, NULL);
-	*out = JsonbPGetDatum(JsonbValueToJsonb(res));
-	return true;
-}
-
 /* A jsonb field in binary form: version 1, then the JSON text. */
 static Datum
 sr_mi_jsonb(const char *p, int32 len)
 {
-	Datum		d;
-
 	if (len < 1 || p[0] != 1)
 		elog(ERROR, "sentry_relay: a batch row has a jsonb field of an unknown version");
-	if (sr_mi_group_states(p + 1, len - 1, &d))
-		return d;
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(p + 1, len - 1)));
 }
 

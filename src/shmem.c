@@ -15,7 +15,7 @@
 #include "guc.h"
 #include "shmem.h"
 
-sr_shared  *sr_shm = NULL;
+static sr_shared *sr_shm = NULL;
 
 static shmem_request_hook_type sr_prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type sr_prev_shmem_startup_hook = NULL;
@@ -69,6 +69,13 @@ sr_shmem_register(void)
 	shmem_request_hook = sr_shmem_request;
 	sr_prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = sr_shmem_startup;
+}
+
+/* The shared area (NULL until it is attached). */
+sr_shared *
+sr_shmem(void)
+{
+	return sr_shm;
 }
 
 /* Fail clearly when the library was not preloaded. */

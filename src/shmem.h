@@ -67,7 +67,8 @@ typedef struct sr_shared
 	sr_worker_slot slots[FLEXIBLE_ARRAY_MEMBER];
 } sr_shared;
 
-extern sr_shared *sr_shm;
+/* The shared area, or NULL before sr_shmem_attach (or without the preload). */
+extern sr_shared *sr_shmem(void);
 
 extern void sr_faults_attach(sr_worker_slot *slot);
 extern void sr_count_fault(sr_worker_slot *slot, sr_fault fault);

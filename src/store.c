@@ -413,9 +413,13 @@ sr_store_release_partition(const sr_stream_def *def, int32 partition)
 			values, NULL, SPI_OK_UPDATE);
 }
 
-/* All remote offsets of the stream, into the caller's context. */
-List *
-sr_store_read_remote(const sr_stream_def *def)
+/*
+ * The stream's rows of an offsets table, as sr_remote_update entries in the
+ * caller's context: sql selects partition, offset and (with_group) the
+ * consumer group, for the stream $1.
+ */
+static List *
+sr_store_read_offsets(const sr_stream_def *def, const char *sql, bool with_group)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -423,10 +427,8 @@ sr_store_read_remote(const sr_stream_def *def)
 	MemoryContext spi_cxt;
 
 	values[0] = CStringGetTextDatum(def->name);
-	if (SPI_execute_with_args("SELECT partition, consumer_group, \"offset\" "
-							  "FROM sentry_relay.remote_offsets WHERE stream = $1",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading remote offsets failed");
+	if (SPI_execute_with_args(sql, 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "sentry_relay: reading offsets failed: %s", sql);
 	spi_cxt = MemoryContextSwitchTo(sr_store_caller_cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -435,37 +437,27 @@ sr_store_read_remote(const sr_stream_def *def)
 		bool		isnull;
 
 		u->partition = DatumGetInt32(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull));
-		u->group = SPI_getvalue(t, SPI_tuptable->tupdesc, 2);
-		u->offset = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
+		u->offset = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
+		if (with_group)
+			u->group = SPI_getvalue(t, SPI_tuptable->tupdesc, 3);
 		out = lappend(out, u);
 	}
 	MemoryContextSwitchTo(spi_cxt);
 	return out;
 }
 
+/* All remote offsets of the stream, into the caller's context. */
+List *
+sr_store_read_remote(const sr_stream_def *def)
+{
+	return sr_store_read_offsets(def, "SELECT partition, \"offset\", consumer_group "
+								 "FROM sentry_relay.remote_offsets WHERE stream = $1", true);
+}
+
 /* Stored commit-log read positions: a list of (partition, offset) pairs. */
 List *
 sr_store_read_cl_positions(const sr_stream_def *def)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-	List	   *out = NIL;
-	MemoryContext spi_cxt;
-
-	values[0] = CStringGetTextDatum(def->name);
-	if (SPI_execute_with_args("SELECT partition, \"offset\" FROM sentry_relay.commit_log_positions "
-							  "WHERE stream = $1", 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading commit log positions failed");
-	spi_cxt = MemoryContextSwitchTo(sr_store_caller_cxt);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		sr_remote_update *u = palloc0(sizeof(sr_remote_update));
-		bool		isnull;
-
-		u->partition = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		u->offset = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		out = lappend(out, u);
-	}
-	MemoryContextSwitchTo(spi_cxt);
-	return out;
+	return sr_store_read_offsets(def, "SELECT partition, \"offset\" "
+								 "FROM sentry_relay.commit_log_positions WHERE stream = $1", false);
 }

@@ -406,17 +406,17 @@ sr_worker_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (sr_shm == NULL)
+	if (sr_shmem() == NULL)
 		PG_RETURN_VOID();
 	/* 0.1.0 declares the first 14 columns only; 0.2.0 adds the faults */
 	if (rsinfo->setDesc->natts != 14 && rsinfo->setDesc->natts != 14 + SR_NFAULTS)
 		elog(ERROR, "sentry_relay._worker_status() is declared with %d columns, not %d",
 			 rsinfo->setDesc->natts, 14 + SR_NFAULTS);
 
-	LWLockAcquire(sr_shm->lock, LW_SHARED);
-	for (int i = 0; i < sr_shm->nslots; i++)
+	LWLockAcquire(sr_shmem()->lock, LW_SHARED);
+	for (int i = 0; i < sr_shmem()->nslots; i++)
 	{
-		sr_worker_slot *s = &sr_shm->slots[i];
+		sr_worker_slot *s = &sr_shmem()->slots[i];
 		Datum		values[14 + SR_NFAULTS];
 		bool		nulls[14 + SR_NFAULTS] = {0};
 		Datum	   *parts;
@@ -449,6 +449,6 @@ sr_worker_status(PG_FUNCTION_ARGS)
 			values[14 + f] = Int64GetDatum((int64) s->faults[f]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(sr_shm->lock);
+	LWLockRelease(sr_shmem()->lock);
 	PG_RETURN_VOID();
 }

@@ -54,15 +54,15 @@ sr_worker_exit(int code, Datum arg)
 		ereport(LOG,
 				(errmsg("%s: the fetch thread is still waiting for the broker; its Kafka handle is left to the exit",
 						w->label)));
-	if (sr_shm != NULL && w->slot != NULL)
+	if (sr_shmem() != NULL && w->slot != NULL)
 	{
-		LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+		LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 		if (w->slot->pid == MyProcPid)
 		{
 			w->slot->latch = NULL;
 			w->slot->npartitions = 0;
 		}
-		LWLockRelease(sr_shm->lock);
+		LWLockRelease(sr_shmem()->lock);
 	}
 }
 
@@ -129,15 +129,15 @@ sr_worker_main(Datum main_arg)
 	sr_shmem_attach();
 	memset(w, 0, sizeof(*w));
 	w->wake_pipe[0] = w->wake_pipe[1] = -1;
-	w->slot = &sr_shm->slots[DatumGetInt32(main_arg)];
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	w->slot = &sr_shmem()->slots[DatumGetInt32(main_arg)];
+	LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 	w->slot->pid = MyProcPid;
 	w->slot->latch = MyLatch;
 	w->slot->started_at = GetCurrentTimestamp();
 	w->slot->npartitions = 0;
 	strlcpy(stream, w->slot->stream, sizeof(stream));
 	index = w->slot->worker_index;
-	LWLockRelease(sr_shm->lock);
+	LWLockRelease(sr_shmem()->lock);
 	snprintf(w->label, sizeof(w->label), "worker %d of stream \"%s\"", index, stream);
 	before_shmem_exit(sr_worker_exit, PointerGetDatum(w));
 
@@ -212,10 +212,10 @@ sr_worker_main(Datum main_arg)
 			;
 
 		now = GetCurrentTimestamp();
-		LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+		LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 		remote_changed = w->slot->remote_changed;
 		w->slot->remote_changed = false;
-		LWLockRelease(sr_shm->lock);
+		LWLockRelease(sr_shmem()->lock);
 		if (remote_changed || TimestampDifferenceExceeds(w->last_remote_refresh, now, SR_REMOTE_REFRESH_MS))
 			sr_refresh_remote(w);
 

@@ -15,19 +15,19 @@
 void
 sr_set_status(sr_worker *w, const char *status)
 {
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 	strlcpy(w->slot->status, status, SR_STATUS_LEN);
-	LWLockRelease(sr_shm->lock);
+	LWLockRelease(sr_shmem()->lock);
 }
 
 /* Set the last error shown in sentry_relay.workers. */
 void
 sr_worker_error(sr_worker *w, const char *msg)
 {
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 	strlcpy(w->slot->last_error, msg, SR_ERROR_LEN);
 	w->slot->last_error_at = GetCurrentTimestamp();
-	LWLockRelease(sr_shm->lock);
+	LWLockRelease(sr_shmem()->lock);
 }
 
 /* Publish the assigned partitions to shared memory. */
@@ -36,12 +36,12 @@ sr_publish_partitions(sr_worker *w)
 {
 	int			n = 0;
 
-	LWLockAcquire(sr_shm->lock, LW_EXCLUSIVE);
+	LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < w->nparts && n < SR_SHOWN_PARTITIONS; i++)
 		if (w->parts[i].assigned)
 			w->slot->partitions[n++] = i;
 	w->slot->npartitions = n;
-	LWLockRelease(sr_shm->lock);
+	LWLockRelease(sr_shmem()->lock);
 }
 
 /* A partition of the events topic; NULL if unknown and not create. */

@@ -8,7 +8,7 @@
 # test, demo and deps work before pg_config exists: they install it first.
 
 EXTENSION = sentry_relay
-EXTVERSION = 0.3.0
+EXTVERSION = 0.4.0
 
 MODULE_big = sentry_relay
 OBJS = \
@@ -62,6 +62,10 @@ endif
 SR_FLAGS_STAMP = src/.sanitize-flags
 $(shell echo '$(SANITIZE)' | cmp -s - $(SR_FLAGS_STAMP) 2>/dev/null || echo '$(SANITIZE)' > $(SR_FLAGS_STAMP))
 $(OBJS): $(SR_FLAGS_STAMP)
+# PGXS tracks no header dependencies (Debian's build has no autodepend): every
+# object is rebuilt when any of our headers changes, so that a changed struct
+# (the shared-memory slots, the worker) never links against stale objects
+$(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h)
 EXTRA_CLEAN = test/unit/test_state test/unit/test_decode test/unit/test_skim \
 	test/unit/decode_dump test/fuzz/fuzz_event test/fuzz/fuzz_commit_log test/fuzz/fuzz_skim
 

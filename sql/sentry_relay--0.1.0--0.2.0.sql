@@ -3,7 +3,7 @@
  *
  * For databases at 0.1.0; CREATE EXTENSION VERSION '0.2.0' runs
  * sentry_relay--0.1.0.sql and then this file.  A fresh install of the
- * current version runs its own install script (sentry_relay--0.3.0.sql),
+ * current version runs its own install script (sentry_relay--0.4.0.sql),
  * which gives the same objects as this chain.
  */
 \echo Use "ALTER EXTENSION sentry_relay UPDATE TO '0.2.0'" to load this file. \quit

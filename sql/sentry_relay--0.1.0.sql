@@ -1,7 +1,7 @@
 /*
  * sentry_relay 0.1.0: the first version, the start of the upgrade chain,
  * run only when an older version is asked for (CREATE EXTENSION sentry_relay
- * VERSION '0.1.0' or '0.2.0'); a fresh install runs sentry_relay--0.3.0.sql.
+ * VERSION '0.1.0' or '0.2.0'); a fresh install runs sentry_relay--0.4.0.sql.
  * The wire-format decoders, the relay's tables, the stream functions, the
  * job queue interface, the monitoring views, and the roles and their
  * privileges.

@@ -58,13 +58,21 @@ SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY
 SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"kafka": {"no.such.property": "1"}}')$$);
 SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"kafka": {"session.timeout.ms": "soon"}}')$$);
 SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"kafka": {"group.id": "other"}}')$$);
+SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"kafka": {"group.instance.id": "mine"}}')$$);
+SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"assignment": "fixed"}')$$);
+SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"assignment": true}')$$);
 SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"kafka": {"sasl.password": {"a": 1}}}')$$);
 -- a secret's value never appears in an error
 SELECT pg_temp.err($$SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"kafka": {"sasl.password": "hunter2", "group.id": "x"}}')$$) NOT LIKE '%hunter2%' AS secret_hidden;
 -- and the hint is shown
 SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], initial_offset_reset => 'smallest');
 SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"keep_bodies": true}');
+SELECT sentry_relay.create_stream('s', 'events', 'c', ARRAY['g'], options => '{"assignment": "cooperative"}');
 SELECT count(*) AS streams FROM sentry_relay.streams;
+-- both assignments are accepted
+SELECT pg_temp.err($$SELECT sentry_relay._validate_options('{"assignment": "local"}')$$) AS local_ok,
+       pg_temp.err($$SELECT sentry_relay._validate_options('{"assignment": "static"}')$$) AS static_ok,
+       pg_temp.err($$SELECT sentry_relay._validate_options('{"assignment": "group"}')$$) AS group_ok;
 
 -- alter_stream changes only what is passed, and validates the result.
 SELECT name, workers, initial_offset_reset, synchronize_commit_groups

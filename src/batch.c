@@ -173,6 +173,7 @@ sr_batch_commit(sr_worker *w)
 				dead = list_length(b->dead);
 	sr_part   **dirty;
 	int			ndirty = 0;
+	sr_insert_path path;
 
 	for (int i = 0; i < w->nparts; i++)
 		if (w->parts[i].assigned && (w->parts[i].dirty || w->parts[i].error_dirty))
@@ -184,7 +185,7 @@ sr_batch_commit(sr_worker *w)
 	if (!sr_synchronous_commit)
 		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
-	sr_rows_insert(&w->def, b);
+	path = sr_rows_insert(&w->def, b);
 	sr_store_dead_letters(&w->def, b);
 	sr_store_remote(&w->def, b);
 	commit = rd_kafka_topic_partition_list_new(4);
@@ -212,6 +213,10 @@ sr_batch_commit(sr_worker *w)
 	w->slot->skipped += b->skipped;
 	w->slot->dead_letters += dead;
 	w->slot->batches++;
+	if (path == SR_INSERT_DIRECT)
+		w->slot->direct_inserts++;
+	else if (path == SR_INSERT_COPY)
+		w->slot->copy_inserts++;
 	LWLockRelease(sr_shmem()->lock);
 
 	if (dead > 0)

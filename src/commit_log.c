@@ -73,6 +73,7 @@ sr_clog_assign(sr_worker *w)
 		ereport(ERROR, (errmsg("%s: could not assign the commit log: %s", w->label, rd_kafka_err2str(err))));
 	w->clog_assigned = true;
 	ereport(LOG, (errmsg("%s: following commit log \"%s\"", w->label, w->def.commit_log_topic)));
+	sr_set_running(w);
 }
 
 /* One commit-log message: keep offsets of our topic's followed groups. */

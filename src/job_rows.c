@@ -259,18 +259,19 @@ sr_bulk_copy(Relation rel, const StringInfoData *rows)
 /*
  * Insert the batch's jobs, directly through the table AM where the table
  * allows it (multi_insert.c), else through COPY FROM, and queue one NOTIFY
- * for them, delivered when the batch commits.
+ * for them, delivered when the batch commits.  Returns the path taken.
  */
-void
+sr_insert_path
 sr_rows_insert(const sr_stream_def *def, sr_batch *b)
 {
 	Oid			relid;
 	Relation	rel;
 	AclResult	aclresult;
 	uint64		processed;
+	sr_insert_path path = SR_INSERT_DIRECT;
 
 	if (b->n == 0)
-		return;
+		return SR_INSERT_NONE;
 	sr_bulk_int16(&b->rows, -1);	/* file trailer */
 
 	relid = RangeVarGetRelid(makeRangeVar("sentry_relay", "jobs", -1), RowExclusiveLock, false);
@@ -281,11 +282,15 @@ sr_rows_insert(const sr_stream_def *def, sr_batch *b)
 	if (sr_multi_insert_jobs(rel, &b->rows, b->n))
 		processed = (uint64) b->n;
 	else
+	{
 		processed = sr_bulk_copy(rel, &b->rows);
+		path = SR_INSERT_COPY;
+	}
 	if (processed != (uint64) b->n)
 		elog(ERROR, "sentry_relay: COPY inserted " UINT64_FORMAT " jobs, not %d", processed, b->n);
 	table_close(rel, NoLock);
 	CommandCounterIncrement();
 	/* one wake-up per committed batch, delivered at commit */
 	Async_Notify("sentry_relay_jobs", def->name);
+	return path;
 }

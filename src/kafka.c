@@ -119,7 +119,8 @@ sr_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 
 void
 sr_consumer_create(sr_consumer *c, const sr_stream_def *def,
-				   const char *client_id, bool group_consumer, int wake_fd)
+				   const char *client_id, bool group_consumer,
+				   const char *instance_id, int wake_fd)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char		errstr[512];
@@ -132,7 +133,12 @@ sr_consumer_create(sr_consumer *c, const sr_stream_def *def,
 				def->bootstrap_servers ? def->bootstrap_servers : sr_bootstrap_servers);
 	sr_conf_set(conf, "client.id", client_id);
 	if (group_consumer)
+	{
 		sr_conf_set(conf, "group.id", def->consumer_group);
+		/* a restarted member takes its place back without waiting for the session timeout */
+		if (instance_id != NULL)
+			sr_conf_set(conf, "group.instance.id", instance_id);
+	}
 	else
 	{
 		/* assign()-only: never joins or commits, but librdkafka wants a name */

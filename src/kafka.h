@@ -21,13 +21,16 @@ typedef struct sr_consumer
 } sr_consumer;
 
 /*
- * Create a consumer.  group_consumer: join def->consumer_group (subscribe);
- * otherwise a standalone consumer for assign() only.  wake_fd is written to
- * when the consumer's queue becomes non-empty.
+ * Create a consumer.  group_consumer: the events consumer, in
+ * def->consumer_group (it subscribes, or with local assignment assigns its
+ * partitions itself and only commits to the group), a static member when
+ * instance_id is not NULL; otherwise the commit log's standalone consumer,
+ * for assign() only.  wake_fd is written to when the consumer's queue
+ * becomes non-empty.
  */
 extern void sr_consumer_create(sr_consumer *c, const sr_stream_def *def,
 							   const char *client_id, bool group_consumer,
-							   int wake_fd);
+							   const char *instance_id, int wake_fd);
 extern void sr_consumer_destroy(sr_consumer *c, bool close_group);
 
 /* Forward one librdkafka log event to the server log. */

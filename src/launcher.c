@@ -205,6 +205,7 @@ sr_start_worker(int slotno, const sr_desired *d, int index)
 	s->pid = 0;
 	s->latch = NULL;
 	s->remote_changed = false;
+	s->leave_group = false;
 	strlcpy(s->status, "starting", SR_STATUS_LEN);
 	LWLockRelease(sr_shmem()->lock);
 
@@ -272,11 +273,13 @@ sr_reconcile(List *desired)
 		if (!l->terminating &&
 			(d == NULL || s->worker_index >= d->workers || strcmp(d->version, l->version) != 0))
 		{
-			TerminateBackgroundWorker(l->handle);
-			l->terminating = true;
+			/* stopped for good, not restarting with the server: it leaves its group */
 			LWLockAcquire(sr_shmem()->lock, LW_EXCLUSIVE);
+			s->leave_group = true;
 			strlcpy(s->status, "stopping", SR_STATUS_LEN);
 			LWLockRelease(sr_shmem()->lock);
+			TerminateBackgroundWorker(l->handle);
+			l->terminating = true;
 		}
 	}
 
@@ -284,6 +287,21 @@ sr_reconcile(List *desired)
 	foreach(lc, desired)
 	{
 		sr_desired *d = lfirst(lc);
+		bool		stopping = false;
+
+		/*
+		 * Workers of the stream that are being stopped (the stream was
+		 * altered) still hold partitions: start the new set when they are
+		 * gone, so that no two workers of a locally assigned stream read one
+		 * partition, and a group rebalances once.  The postmaster sets our
+		 * latch when they exit.
+		 */
+		for (int i = 0; i < sr_shmem()->nslots; i++)
+			if (sr_shmem()->slots[i].in_use && sr_lslots[i].terminating &&
+				sr_lslots[i].handle != NULL && strcmp(sr_shmem()->slots[i].stream, d->stream) == 0)
+				stopping = true;
+		if (stopping)
+			continue;
 
 		for (int w = 0; w < d->workers; w++)
 		{
@@ -333,6 +351,8 @@ sr_reconcile(List *desired)
 			sr_shmem()->slots[free_slot].skipped = 0;
 			sr_shmem()->slots[free_slot].dead_letters = 0;
 			sr_shmem()->slots[free_slot].batches = 0;
+			sr_shmem()->slots[free_slot].direct_inserts = 0;
+			sr_shmem()->slots[free_slot].copy_inserts = 0;
 			sr_shmem()->slots[free_slot].last_error[0] = '\0';
 			sr_shmem()->slots[free_slot].last_error_at = 0;
 			sr_shmem()->slots[free_slot].npartitions = 0;

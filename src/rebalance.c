@@ -1,6 +1,7 @@
 /*
  * rebalance.c - partitions of the events topic that the consumer group
- * assigns to the worker or takes away.
+ * assigns to the worker or takes away, or that the worker takes itself
+ * when the stream's partitions are assigned locally.
  *
  * An assigned partition is claimed in sentry_relay.partitions and
  * positioned at the local offset stored there (Kafka's committed offset or
@@ -12,6 +13,8 @@
 #include "postgres.h"
 
 #include "worker.h"
+
+#define SR_LOCAL_METADATA_TIMEOUT_MS 2000	/* a metadata request, local assignment */
 
 static bool
 sr_cooperative(sr_worker *w)
@@ -82,7 +85,8 @@ sr_on_assign(sr_worker *w, rd_kafka_topic_partition_list_t *parts)
 	rd_kafka_topic_partition_list_destroy(assign);
 	sr_refresh_remote(w);
 	sr_publish_partitions(w);
-	sr_set_status(w, "running");
+	w->assigned = true;
+	sr_set_running(w);
 }
 
 /* Let go of one partition: no longer ours, nothing held, released in the table. */
@@ -137,4 +141,88 @@ sr_release_all(sr_worker *w)
 			sr_let_go(w, i);
 	sr_store_commit();
 	sr_publish_partitions(w);
+}
+
+/*
+ * Local assignment (the stream option "assignment": "local"): no consumer
+ * group decides; worker i of n takes the partitions p of the topic with
+ * p % n == i, as the topic's metadata counts them.  Called at start and then
+ * every topic.metadata.refresh.interval.ms, so that partitions added to the
+ * topic are taken too; a change of the count is a revocation of everything
+ * followed by the new assignment, as an eager rebalance would do it.
+ * Returns false when the metadata could not be read (the caller retries
+ * soon); the reason is logged once, and shown in the worker's last_error.
+ */
+bool
+sr_local_assign(sr_worker *w)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->events.rk, w->def.topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+	int			count = 0;
+	char		msg[256];
+	rd_kafka_topic_partition_list_t *mine;
+
+	if (rkt == NULL)
+		err = rd_kafka_last_error();
+	else
+	{
+		err = rd_kafka_metadata(w->events.rk, 0, rkt, &md, SR_LOCAL_METADATA_TIMEOUT_MS);
+		rd_kafka_topic_destroy(rkt);
+	}
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (md->topic_cnt != 1)
+			err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+		else if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			err = md->topics[0].err;
+		else if (md->topics[0].partition_cnt <= 0)
+			err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+		else
+			count = md->topics[0].partition_cnt;
+		rd_kafka_metadata_destroy(md);
+	}
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		snprintf(msg, sizeof(msg), "could not read the partitions of topic \"%s\": %s",
+				 w->def.topic, rd_kafka_err2str(err));
+		if (!w->local_failing)
+			ereport(LOG,
+					(errmsg("%s: %s", w->label, msg),
+					 errhint("The worker retries every second; check that the topic exists and the broker is reachable.")));
+		w->local_failing = true;
+		sr_worker_error(w, msg);
+		return false;
+	}
+	if (w->local_failing)
+		ereport(LOG, (errmsg("%s: read the partitions of topic \"%s\"", w->label, w->def.topic)));
+	w->local_failing = false;
+	if (count == w->local_count)
+		return true;
+
+	if (w->local_count > 0)
+	{
+		rd_kafka_topic_partition_list_t *had = rd_kafka_topic_partition_list_new(w->nparts);
+
+		for (int p = 0; p < w->nparts; p++)
+			if (w->parts[p].assigned)
+				rd_kafka_topic_partition_list_add(had, w->def.topic, p);
+		ereport(LOG, (errmsg("%s: topic \"%s\" has %d partitions now, not %d: assigning again",
+							 w->label, w->def.topic, count, w->local_count)));
+		sr_on_revoke(w, had);
+		rd_kafka_topic_partition_list_destroy(had);
+	}
+	mine = rd_kafka_topic_partition_list_new(count / w->def.workers + 1);
+	for (int p = w->index; p < count; p += w->def.workers)
+		rd_kafka_topic_partition_list_add(mine, w->def.topic, p);
+	w->local_count = count;
+	if (mine->cnt > 0)
+		sr_on_assign(w, mine);
+	else
+	{
+		w->assigned = true;		/* more workers than partitions: this one has none */
+		sr_set_running(w);
+	}
+	rd_kafka_topic_partition_list_destroy(mine);
+	return true;
 }

@@ -43,6 +43,7 @@ typedef struct sr_worker_slot
 	pid_t		pid;			/* 0 until the worker attaches */
 	Latch	   *latch;
 	bool		remote_changed; /* remote offsets changed: re-read them */
+	bool		leave_group;	/* stopped by the launcher: leave the consumer group */
 	char		status[SR_STATUS_LEN];
 	int			npartitions;
 	int32		partitions[SR_SHOWN_PARTITIONS];
@@ -51,6 +52,8 @@ typedef struct sr_worker_slot
 	uint64		skipped;
 	uint64		dead_letters;
 	uint64		batches;
+	uint64		direct_inserts; /* batches of jobs by table_multi_insert */
+	uint64		copy_inserts;	/* batches of jobs by COPY FROM */
 	char		last_error[SR_ERROR_LEN];
 	TimestampTz last_error_at;
 	TimestampTz started_at;

@@ -30,7 +30,7 @@ PG_FUNCTION_INFO_V1(sr_check_option_privileges);
 static const char *const sr_reserved_props[] = {
 	"group.id", "enable.auto.commit", "enable.auto.offset.store",
 	"auto.offset.reset", "bootstrap.servers", "metadata.broker.list",
-	"log.queue", "enable.partition.eof", "client.id", NULL
+	"log.queue", "enable.partition.eof", "client.id", "group.instance.id", NULL
 };
 
 bool
@@ -143,6 +143,8 @@ sr_parse_options(Jsonb *options, sr_stream_def *def)
 	def->eventstream_type = pstrdup("error");
 	def->default_queue = NULL;
 	def->keep_body = false;
+	def->local_assignment = false;
+	def->static_member = false;
 	def->kafka_props = NIL;
 
 	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
@@ -201,6 +203,19 @@ sr_parse_options(Jsonb *options, sr_stream_def *def)
 						 errhint("true stores each message's value in sentry_relay.jobs.body.")));
 			def->keep_body = v.val.boolean;
 		}
+		else if (strcmp(key, "assignment") == 0)
+		{
+			char	   *a = v.type == jbvString ? pnstrdup(v.val.string.val, v.val.string.len) : NULL;
+
+			if (a == NULL || (strcmp(a, "group") != 0 && strcmp(a, "static") != 0 &&
+							  strcmp(a, "local") != 0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"assignment\" must be \"group\", \"static\" or \"local\""),
+						 errhint("\"group\" (the default) lets the Kafka consumer group share the partitions, across servers too; \"static\" does so as static members, which take their partitions back at once after a restart; \"local\" splits them among this server's workers, for a stream that runs in one server only.")));
+			def->local_assignment = strcmp(a, "local") == 0;
+			def->static_member = strcmp(a, "static") == 0;
+		}
 		else if (strcmp(key, "kafka") == 0)
 		{
 			JsonbIterator *it2;
@@ -237,7 +252,7 @@ sr_parse_options(Jsonb *options, sr_stream_def *def)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown stream option \"%s\"", key),
-					 errhint("Valid options are bootstrap_servers, eventstream_type, default_queue, keep_body and kafka.")));
+					 errhint("Valid options are bootstrap_servers, eventstream_type, default_queue, keep_body, assignment and kafka.")));
 	}
 	if (def->default_queue == NULL)
 		def->default_queue = pstrdup(sr_default_queue_for(def->eventstream_type));
@@ -399,26 +414,33 @@ sr_wake_stream(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+#define SR_STATUS_NATTS (16 + SR_NFAULTS)
+
 /* One row per running worker, from shared memory. */
 Datum
 sr_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			natts;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (sr_shmem() == NULL)
 		PG_RETURN_VOID();
-	/* 0.1.0 declares the first 14 columns only; 0.2.0 adds the faults */
-	if (rsinfo->setDesc->natts != 14 && rsinfo->setDesc->natts != 14 + SR_NFAULTS)
+	/*
+	 * 0.1.0 declares the first 14 columns only; 0.2.0 adds the faults, 0.4.0
+	 * the insert paths
+	 */
+	natts = rsinfo->setDesc->natts;
+	if (natts != 14 && natts != 14 + SR_NFAULTS && natts != SR_STATUS_NATTS)
 		elog(ERROR, "sentry_relay._worker_status() is declared with %d columns, not %d",
-			 rsinfo->setDesc->natts, 14 + SR_NFAULTS);
+			 natts, SR_STATUS_NATTS);
 
 	LWLockAcquire(sr_shmem()->lock, LW_SHARED);
 	for (int i = 0; i < sr_shmem()->nslots; i++)
 	{
 		sr_worker_slot *s = &sr_shmem()->slots[i];
-		Datum		values[14 + SR_NFAULTS];
-		bool		nulls[14 + SR_NFAULTS] = {0};
+		Datum		values[SR_STATUS_NATTS];
+		bool		nulls[SR_STATUS_NATTS] = {0};
 		Datum	   *parts;
 
 		if (!s->in_use)
@@ -447,6 +469,8 @@ sr_worker_status(PG_FUNCTION_ARGS)
 		/* the fault counters, when the SQL declaration has them (0.2.0) */
 		for (int f = 0; f < SR_NFAULTS; f++)
 			values[14 + f] = Int64GetDatum((int64) s->faults[f]);
+		values[14 + SR_NFAULTS] = Int64GetDatum((int64) s->direct_inserts);
+		values[15 + SR_NFAULTS] = Int64GetDatum((int64) s->copy_inserts);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(sr_shmem()->lock);

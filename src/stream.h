@@ -33,6 +33,8 @@ typedef struct sr_stream_def
 	char	   *eventstream_type;
 	char	   *default_queue;	/* for jobs whose message names no queue */
 	bool		keep_body;
+	bool		local_assignment;	/* "assignment": "local": no consumer group join */
+	bool		static_member;	/* "assignment": "static": group.instance.id */
 	List	   *kafka_props;	/* of sr_kv */
 } sr_stream_def;
 

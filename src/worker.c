@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -36,6 +37,35 @@
 #define SR_MAX_WAIT_MS 1000
 #define SR_WAKER_STOP_MS 2000	/* a wake-up request in flight at exit */
 #define SR_MIRROR_POLL_MS 100	/* offsets wait for the WAL flush */
+
+/*
+ * The worker's static membership in the consumer group (group.instance.id,
+ * with "assignment": "static"):
+ * a worker that restarts, after a crash too, takes its place and partitions
+ * back at once instead of waiting for the group to time out its
+ * predecessor.  Unique per server (the system identifier), database, stream
+ * and worker number.
+ */
+static const char *
+sr_instance_id(const char *stream, int index)
+{
+	return psprintf("sentry_relay-" UINT64_FORMAT "-%u-%s-%d", GetSystemIdentifier(),
+					MyDatabaseId, stream, index);
+}
+
+/* How often local assignment looks for new partitions: librdkafka's metadata refresh. */
+static int
+sr_metadata_refresh_ms(sr_worker *w)
+{
+	char		buf[32];
+	size_t		len = sizeof(buf);
+	int			ms;
+
+	if (rd_kafka_conf_get(rd_kafka_conf(w->events.rk), "topic.metadata.refresh.interval.ms",
+						  buf, &len) != RD_KAFKA_CONF_OK || (ms = atoi(buf)) <= 0)
+		return 300000;
+	return Max(ms, 1000);
+}
 
 /* The worker of this process; reached by the exit callback through its argument. */
 static sr_worker sr_this_worker;
@@ -66,12 +96,77 @@ sr_worker_exit(int code, Datum arg)
 	}
 }
 
-/* Clean shutdown: leave the group so that partitions move at once. */
+/* Serve a rebalance event while the consumer leaves: drop what it revokes. */
+static void
+sr_shutdown_rebalance(sr_worker *w, rd_kafka_event_t *ev)
+{
+	if (strcmp(rd_kafka_rebalance_protocol(w->events.rk), "COOPERATIVE") == 0)
+	{
+		rd_kafka_error_t *ue =
+			rd_kafka_incremental_unassign(w->events.rk, rd_kafka_event_topic_partition_list(ev));
+
+		if (ue != NULL)
+		{
+			ereport(LOG, (errmsg("%s: unassign failed: %s", w->label, rd_kafka_error_string(ue))));
+			rd_kafka_error_destroy(ue);
+		}
+	}
+	else
+		sr_kafka_unassign_all(w->events.rk, w->label);
+}
+
+/*
+ * Leave the consumer group before closing: a static member does not leave
+ * when it closes (KIP-345), so that a restart takes its place back, but a
+ * worker that the launcher stops for good (its stream stopped, dropped or
+ * altered) leaves, and its partitions move to the others at once.
+ * Unsubscribing revokes the assignment; once it is dropped, librdkafka
+ * sends the LeaveGroup and clears the member id.
+ */
+static void
+sr_leave_group(sr_worker *w, TimestampTz deadline)
+{
+	rd_kafka_resp_err_t err = rd_kafka_unsubscribe(w->events.rk);
+
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		ereport(LOG, (errmsg("%s: could not leave the consumer group: %s", w->label,
+							 rd_kafka_err2str(err))));
+		return;
+	}
+	while (GetCurrentTimestamp() < deadline)
+	{
+		char	   *member = rd_kafka_memberid(w->events.rk);
+		bool		left = member == NULL || member[0] == '\0';
+		rd_kafka_event_t *ev;
+
+		if (member != NULL)
+			rd_kafka_mem_free(w->events.rk, member);
+		if (left)
+			return;
+		ev = rd_kafka_queue_poll(w->events.queue, 50);
+		if (ev == NULL)
+			continue;
+		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+			sr_shutdown_rebalance(w, ev);
+		rd_kafka_event_destroy(ev);
+	}
+	ereport(LOG, (errmsg("%s: the consumer group did not confirm the leave in time; closing", w->label)));
+}
+
+/*
+ * Clean shutdown: commit and release the partitions, then close the
+ * consumer, which leaves the group.  A static member ("assignment":
+ * "static") leaves only when the launcher stops it for good
+ * (sr_leave_group); at a server shutdown it stays a member, and takes its
+ * partitions back when the server is up again.
+ */
 static void
 sr_worker_shutdown(sr_worker *w)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
 	rd_kafka_error_t *e;
+	bool		leave;
 
 	sr_set_status(w, "stopping");
 	sr_release_all(w);
@@ -83,6 +178,11 @@ sr_worker_shutdown(sr_worker *w)
 						w->label)));
 		return;
 	}
+	LWLockAcquire(sr_shmem()->lock, LW_SHARED);
+	leave = w->slot->leave_group;
+	LWLockRelease(sr_shmem()->lock);
+	if (leave && w->def.static_member)
+		sr_leave_group(w, deadline);
 	e = rd_kafka_consumer_close_queue(w->events.rk, w->events.queue);
 	if (e != NULL)
 		rd_kafka_error_destroy(e);
@@ -94,19 +194,7 @@ sr_worker_shutdown(sr_worker *w)
 			if (ev == NULL)
 				continue;
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
-			{
-				if (strcmp(rd_kafka_rebalance_protocol(w->events.rk), "COOPERATIVE") == 0)
-				{
-					rd_kafka_error_t *ue =
-						rd_kafka_incremental_unassign(w->events.rk,
-													  rd_kafka_event_topic_partition_list(ev));
-
-					if (ue != NULL)
-						rd_kafka_error_destroy(ue);
-				}
-				else
-					sr_kafka_unassign_all(w->events.rk, w->label);
-			}
+				sr_shutdown_rebalance(w, ev);
 			rd_kafka_event_destroy(ev);
 		}
 	sr_consumer_destroy(&w->clog, false);
@@ -138,6 +226,7 @@ sr_worker_main(Datum main_arg)
 	strlcpy(stream, w->slot->stream, sizeof(stream));
 	index = w->slot->worker_index;
 	LWLockRelease(sr_shmem()->lock);
+	w->index = index;
 	snprintf(w->label, sizeof(w->label), "worker %d of stream \"%s\"", index, stream);
 	before_shmem_exit(sr_worker_exit, PointerGetDatum(w));
 
@@ -161,12 +250,21 @@ sr_worker_main(Datum main_arg)
 		elog(ERROR, "could not create the wake-up pipe: %m");
 
 	snprintf(client_id, sizeof(client_id), "sentry_relay-%s-%d", stream, index);
-	sr_consumer_create(&w->events, &w->def, client_id, true, w->wake_pipe[1]);
-	sr_waker_start(w->events.rk, w->def.topic);
+	if (w->def.local_assignment)
+	{
+		/* partitions from the topic's metadata (sr_local_assign); the group only gets commits */
+		sr_consumer_create(&w->events, &w->def, client_id, true, NULL, w->wake_pipe[1]);
+		sr_waker_start(w->events.rk, w->def.topic);
+	}
+	else
 	{
 		rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_resp_err_t err;
 
+		sr_consumer_create(&w->events, &w->def, client_id, true,
+						   w->def.static_member ? sr_instance_id(stream, index) : NULL,
+						   w->wake_pipe[1]);
+		sr_waker_start(w->events.rk, w->def.topic);
 		rd_kafka_topic_partition_list_add(topics, w->def.topic, RD_KAFKA_PARTITION_UA);
 		err = rd_kafka_subscribe(w->events.rk, topics);
 		rd_kafka_topic_partition_list_destroy(topics);
@@ -178,11 +276,12 @@ sr_worker_main(Datum main_arg)
 	if (w->clog_wanted)
 	{
 		snprintf(client_id, sizeof(client_id), "sentry_relay-%s-commit-log", stream);
-		sr_consumer_create(&w->clog, &w->def, client_id, false, w->wake_pipe[1]);
+		sr_consumer_create(&w->clog, &w->def, client_id, false, NULL, w->wake_pipe[1]);
 	}
 	sr_set_status(w, "waiting for assignment");
-	ereport(LOG, (errmsg("%s started: topic \"%s\", consumer group \"%s\"", w->label,
-						 w->def.topic, w->def.consumer_group)));
+	ereport(LOG, (errmsg("%s started: topic \"%s\", consumer group \"%s\"%s", w->label,
+						 w->def.topic, w->def.consumer_group,
+						 w->def.local_assignment ? ", partitions assigned locally" : "")));
 
 	wes = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -219,6 +318,9 @@ sr_worker_main(Datum main_arg)
 		if (remote_changed || TimestampDifferenceExceeds(w->last_remote_refresh, now, SR_REMOTE_REFRESH_MS))
 			sr_refresh_remote(w);
 
+		if (w->def.local_assignment && now >= w->local_next_try)
+			w->local_next_try = TimestampTzPlusMilliseconds(now, sr_local_assign(w) ?
+															sr_metadata_refresh_ms(w) : 1000);
 		if (w->clog_wanted && !w->clog_assigned && now >= w->clog_next_try)
 			sr_clog_assign(w);
 		if (w->clog_assigned)

@@ -9,7 +9,8 @@
  *   worker.c         the process: start-up, the main loop, shutdown
  *   events.c         the events consumer's read loop and the fetcher kick
  *   commit_log.c     the writers' commit log (worker 0 of a stream)
- *   rebalance.c      partitions assigned and revoked
+ *   rebalance.c      partitions assigned and revoked, by the group or
+ *                    locally
  *   gate.c           which message may pass: the remote offsets, the hold,
  *                    pause and resume, stepping over gaps, the batch commit
  *   hold.c           messages read past the gate, kept decoded
@@ -150,12 +151,18 @@ typedef struct sr_worker
 {
 	sr_worker_slot *slot;		/* in shared memory: status and counters */
 	char		label[128];		/* "worker N of stream "S"", for messages */
+	int			index;			/* the worker's number in its stream */
 	sr_stream_def def;
 	sr_consumer events;			/* group consumer of the events topic */
 	sr_consumer clog;			/* standalone consumer of the commit log */
 	bool		clog_wanted;
 	bool		clog_assigned;
 	TimestampTz clog_next_try;
+	/* local assignment (rebalance.c): the partition count taken, the next look */
+	int			local_count;
+	bool		local_failing;
+	bool		local_group_warned;	/* the group has other members: said once */
+	TimestampTz local_next_try;
 	int			wake_pipe[2];	/* librdkafka writes when a queue fills */
 	MemoryContext batch_cxt;	/* the current batch; reset after its commit */
 	MemoryContext iter_cxt;		/* one pass of the loop */
@@ -163,6 +170,7 @@ typedef struct sr_worker
 	sr_part    *parts;			/* indexed by partition number */
 	int			nparts;
 	bool		broker_down;
+	bool		assigned;		/* the group (or local assignment) has assigned once */
 	TimestampTz last_remote_refresh;
 	StringInfoData row;			/* the job row being encoded (message.c) */
 	sr_hold		hold;
@@ -183,6 +191,7 @@ extern void sr_drain_commit_log(sr_worker *w);
 extern void sr_on_assign(sr_worker *w, rd_kafka_topic_partition_list_t *parts);
 extern void sr_on_revoke(sr_worker *w, rd_kafka_topic_partition_list_t *parts);
 extern void sr_release_all(sr_worker *w);
+extern bool sr_local_assign(sr_worker *w);
 
 /* gate.c */
 extern void sr_gate_offer(sr_worker *w, sr_part *p, const sr_msg *m);
@@ -223,6 +232,7 @@ extern void sr_mirror_send(sr_worker *w, bool flush);
 
 /* worker_status.c */
 extern void sr_set_status(sr_worker *w, const char *status);
+extern void sr_set_running(sr_worker *w);
 extern void sr_worker_error(sr_worker *w, const char *msg);
 extern void sr_publish_partitions(sr_worker *w);
 extern sr_part *sr_get_part(sr_worker *w, int32 partition, bool create);
@@ -261,7 +271,15 @@ extern void sr_rows_encode(StringInfo s, const sr_stream_def *def,
 						   bool has_ts, TimestampTz ts,
 						   const void *body, size_t body_len);
 extern void sr_rows_append(sr_batch *b, const char *row, size_t len);
-extern void sr_rows_insert(const sr_stream_def *def, sr_batch *b);
+/* how a batch's jobs went into sentry_relay.jobs (sentry_relay.workers counts both) */
+typedef enum sr_insert_path
+{
+	SR_INSERT_NONE,				/* the batch had no job */
+	SR_INSERT_DIRECT,			/* table_multi_insert (multi_insert.c) */
+	SR_INSERT_COPY				/* COPY FROM: the table needs what only it does */
+} sr_insert_path;
+
+extern sr_insert_path sr_rows_insert(const sr_stream_def *def, sr_batch *b);
 
 /* multi_insert.c */
 extern bool sr_multi_insert_jobs(Relation rel, const StringInfoData *rows, int n);

@@ -20,6 +20,22 @@ sr_set_status(sr_worker *w, const char *status)
 	LWLockRelease(sr_shmem()->lock);
 }
 
+/*
+ * A wait is over (the assignment came, the commit log is followed, the
+ * broker answers): show "running", or the wait that is still on.  The
+ * assignment and the commit log come in either order.
+ */
+void
+sr_set_running(sr_worker *w)
+{
+	if (!w->assigned)
+		sr_set_status(w, "waiting for assignment");
+	else if (w->clog_wanted && !w->clog_assigned)
+		sr_set_status(w, "waiting for commit log");
+	else
+		sr_set_status(w, "running");
+}
+
 /* Set the last error shown in sentry_relay.workers. */
 void
 sr_worker_error(sr_worker *w, const char *msg)
@@ -130,7 +146,7 @@ sr_broker_reachable(sr_worker *w)
 	if (!w->broker_down)
 		return;
 	w->broker_down = false;
-	sr_set_status(w, "running");
+	sr_set_running(w);
 	ereport(LOG, (errmsg("%s: Kafka broker is reachable again", w->label)));
 }
 

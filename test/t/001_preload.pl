@@ -26,7 +26,7 @@ like($log, qr/invalid configuration parameter name "sentry_relay\.no_such_settin
 $node->safe_psql('postgres', 'CREATE EXTENSION sentry_relay');
 is($node->safe_psql('postgres',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'sentry_relay'}),
-	'0.3.0', 'extension version 0.3.0 installed');
+	'0.4.0', 'extension version 0.4.0 installed');
 
 my $job = $node->safe_psql('postgres', q{
 SELECT sentry_relay.decode_event_message(

@@ -6,8 +6,9 @@
 # Its group_states jsonb is byte for byte what jsonb_in makes of the same
 # text.  A table it does not serve (a trigger, a volatile default) goes
 # through COPY FROM instead, and the server log says why, once per reason.
-# The batch's offsets reach the Kafka consumer group once its commit is
-# flushed, with asynchronous commit (the default) and with synchronous.
+# The workers view counts the batches of each path.  The batch's offsets
+# reach the Kafka consumer group once its commit is flushed, with
+# asynchronous commit (the default) and with synchronous.
 #
 # brokers: mock real
 use strict;
@@ -63,6 +64,28 @@ sub log_count
 	return scalar @hits;
 }
 
+# the worker's batches of jobs by insert path, "direct copy", once its
+# counters include every message relayed (they change together)
+sub paths
+{
+	wait_for_value($node, qq{SELECT messages FROM sentry_relay.workers WHERE stream = 'ip'}, $next);
+	return $node->safe_psql('postgres',
+		q{SELECT direct_inserts || ' ' || copy_inserts FROM sentry_relay.workers WHERE stream = 'ip'});
+}
+
+# ok if the paths moved from $before: direct by more than zero or not at all, copy likewise
+sub paths_moved
+{
+	my ($before, $direct, $copy, $what) = @_;
+	my ($d0, $c0) = split / /, $before;
+	my $now = paths();
+	my ($d1, $c1) = split / /, $now;
+	ok(($direct ? $d1 > $d0 : $d1 == $d0) && ($copy ? $c1 > $c0 : $c1 == $c0),
+		"$what: the workers view counts " . ($direct ? 'direct' : 'no direct') . ' and '
+		  . ($copy ? 'COPY' : 'no COPY') . " batches ($before, now $now)");
+	return $now;
+}
+
 my $copy_log = qr/jobs are inserted into "jobs" through COPY FROM because ([^\n]*)/;
 
 ok(wait_until($node, q{SELECT count(*) = 1 FROM sentry_relay.workers WHERE stream = 'ip' AND status = 'running'}),
@@ -102,6 +125,7 @@ SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'ip'
    AND group_states @> '[{"id": 40, "is_new": false, "is_regression": false, "is_new_group_environment": true}]'}),
 	'1', 'group_states: containment finds the 40th entry');
 is(log_count($copy_log), 0, 'the table as the extension makes it takes the direct insert');
+my $paths = paths_moved('0 0', 1, 0, 'the table as the extension makes it');
 
 ################################################################
 # 2. Changes the direct insert serves: a column with a default, CHECK
@@ -125,6 +149,7 @@ SET enable_seqscan = off; SET enable_bitmapscan = off;
 SELECT count(*) FROM sentry_relay.jobs WHERE id > 0}), '10',
 	'the primary key has an entry for each job');
 is(log_count($copy_log), 0, 'changed table: still the direct insert');
+$paths = paths_moved($paths, 1, 0, 'changed table');
 
 ################################################################
 # 3. A trigger, then a volatile default: COPY FROM, once logged per reason
@@ -144,6 +169,7 @@ SELECT count(*) FILTER (WHERE jsonb_send(group_states) = jsonb_send(group_states
 	'trigger: COPY FROM makes the same group_states');
 is(log_count(qr/through COPY FROM because the table has triggers/), 1,
 	'trigger: the server log says why, once for both batches');
+$paths = paths_moved($paths, 0, 1, 'trigger');
 
 $node->safe_psql('postgres', q{
 DROP TRIGGER ip_note ON sentry_relay.jobs;
@@ -154,6 +180,7 @@ is($node->safe_psql('postgres', q{SELECT count(DISTINCT note) FROM sentry_relay.
 	'2', 'volatile default: evaluated for each row');
 is(log_count(qr/through COPY FROM because a column default is volatile/), 1,
 	'volatile default: the server log says why');
+$paths = paths_moved($paths, 0, 1, 'volatile default');
 
 ################################################################
 # 4. Back to the extension's table: the direct insert again
@@ -166,6 +193,7 @@ DROP INDEX sentry_relay.jobs_project_idx;
 my $before = log_count($copy_log);
 is(relay(map { gs_message(500 + $_, $gs[$_ % @gs]) } 0 .. 9), '25 SYNCHRONIZED', 'restored table: ten more relayed');
 is(log_count($copy_log), $before, 'restored table: the direct insert again');
+$paths = paths_moved($paths, 1, 0, 'restored table');
 is($node->safe_psql('postgres', q{
 SELECT count(*) FILTER (WHERE jsonb_send(group_states) = jsonb_send(group_states::text::jsonb))
   FROM sentry_relay.jobs WHERE stream = 'ip' AND "offset" >= 15}), '10',

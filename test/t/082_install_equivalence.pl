@@ -1,9 +1,10 @@
 # 082_install_equivalence.pl - the direct install script
-# (sentry_relay--0.3.0.sql) and the upgrade chain give the same extension.
+# (sentry_relay--0.4.0.sql) and the upgrade chain give the same extension.
 #
 # Three databases of one node: "fresh" runs CREATE EXTENSION sentry_relay
-# (PostgreSQL prefers the direct 0.3.0 script to the chain), "from010"
-# installs 0.1.0 and updates, "from020" installs 0.2.0 (0.1.0 and one
+# (PostgreSQL prefers the direct 0.4.0 script to the chain), "from010"
+# installs 0.1.0 and updates, "from030" installs 0.3.0 (0.1.0 and two
+# updates) and updates, "from020" installs 0.2.0 (0.1.0 and one
 # update) and updates.  A description of every object of the extension,
 # made from the catalogs, must be the same, line for line, in all three:
 # members, functions (pg_get_functiondef, so SET options and bodies too,
@@ -30,20 +31,25 @@ sentry_relay.database = 'postgres'
 $node->start;
 
 my $version = q{SELECT extversion FROM pg_extension WHERE extname = 'sentry_relay'};
-$node->safe_psql('postgres', "CREATE DATABASE $_") for qw(fresh from010 from020);
+$node->safe_psql('postgres', "CREATE DATABASE $_") for qw(fresh from010 from020 from030);
 
 $node->safe_psql('fresh', 'CREATE EXTENSION sentry_relay');
-is($node->safe_psql('fresh', $version), '0.3.0', 'fresh: CREATE EXTENSION installs 0.3.0');
+is($node->safe_psql('fresh', $version), '0.4.0', 'fresh: CREATE EXTENSION installs 0.4.0');
 
 $node->safe_psql('from010', q{CREATE EXTENSION sentry_relay VERSION '0.1.0'});
 is($node->safe_psql('from010', $version), '0.1.0', 'from010: at 0.1.0');
 $node->safe_psql('from010', 'ALTER EXTENSION sentry_relay UPDATE');
-is($node->safe_psql('from010', $version), '0.3.0', 'from010: updated to 0.3.0');
+is($node->safe_psql('from010', $version), '0.4.0', 'from010: updated to 0.4.0');
 
 $node->safe_psql('from020', q{CREATE EXTENSION sentry_relay VERSION '0.2.0'});
 is($node->safe_psql('from020', $version), '0.2.0', 'from020: at 0.2.0');
-$node->safe_psql('from020', q{ALTER EXTENSION sentry_relay UPDATE TO '0.3.0'});
-is($node->safe_psql('from020', $version), '0.3.0', 'from020: updated to 0.3.0');
+$node->safe_psql('from020', q{ALTER EXTENSION sentry_relay UPDATE TO '0.4.0'});
+is($node->safe_psql('from020', $version), '0.4.0', 'from020: updated to 0.4.0');
+
+$node->safe_psql('from030', q{CREATE EXTENSION sentry_relay VERSION '0.3.0'});
+is($node->safe_psql('from030', $version), '0.3.0', 'from030: at 0.3.0');
+$node->safe_psql('from030', q{ALTER EXTENSION sentry_relay UPDATE TO '0.4.0'});
+is($node->safe_psql('from030', $version), '0.4.0', 'from030: updated to 0.4.0');
 
 # The fresh install ran one file, in its order: there _caller_is_superuser
 # (added by the 0.1.0 -> 0.2.0 update) is created before create_stream
@@ -51,7 +57,7 @@ is($node->safe_psql('from020', $version), '0.3.0', 'from020: updated to 0.3.0');
 # both; the chain creates _caller_is_superuser after create_stream.
 my $order = q{SELECT (SELECT oid FROM pg_proc WHERE oid = 'sentry_relay._caller_is_superuser()'::regprocedure)
   < (SELECT oid FROM pg_proc WHERE proname = 'create_stream' AND pronamespace = 'sentry_relay'::regnamespace)};
-is($node->safe_psql('fresh', $order), 't', 'fresh: objects created in the order of the 0.3.0 script');
+is($node->safe_psql('fresh', $order), 't', 'fresh: objects created in the order of the 0.4.0 script');
 is($node->safe_psql('from010', $order), 'f', 'from010: objects created in the order of the chain');
 
 my $schema = q{
@@ -138,7 +144,7 @@ like($fresh, qr/^config_dump \{sentry_relay\.streams,sentry_relay\.partition_sta
 like($fresh, qr/^relation jobs r options \{[^}]*fillfactor=50\}/m, 'fresh: the queue is at fillfactor 50');
 like($fresh, qr/synchronous_commit/, 'fresh: claim_jobs is the current one');
 
-for my $db (qw(from010 from020))
+for my $db (qw(from010 from020 from030))
 {
 	my $updated = $node->safe_psql($db, $schema);
 	my %f = map { $_ => 1 } split /\n/, $fresh;

@@ -1,5 +1,5 @@
 /*
- * sentry_relay 0.3.0: the whole extension, as CREATE EXTENSION installs it.
+ * sentry_relay 0.4.0: the whole extension, as CREATE EXTENSION installs it.
  *
  * PostgreSQL prefers this direct install script to the upgrade chain, so a
  * fresh install runs this one file, which holds the current definition of
@@ -200,7 +200,8 @@ CREATE FUNCTION @extschema@._worker_status(
     OUT last_error text, OUT last_error_at timestamptz,
     OUT started_at timestamptz, OUT restarts int,
     OUT kafka_errors bigint, OUT broker_waits bigint, OUT rebalances bigint,
-    OUT commit_failures bigint, OUT remote_backwards bigint, OUT gated bigint)
+    OUT commit_failures bigint, OUT remote_backwards bigint, OUT gated bigint,
+    OUT direct_inserts bigint, OUT copy_inserts bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sr_worker_status'
 LANGUAGE C STRICT;

@@ -106,27 +106,34 @@ SELECT * FROM sentry_relay.claim_jobs(0, queues => ARRAY['regress_q']);
 SELECT * FROM sentry_relay.claim_jobs(1, '0', ARRAY['regress_q']);
 SELECT * FROM sentry_relay.claim_jobs(1, queues => ARRAY['regress_q', NULL]);
 
--- complete_jobs: ids must not be NULL; attempts, when given, has one entry
--- per id.  Empty lists are fine, and remove nothing.
+-- complete_jobs: ids and the lease tokens (attempts) must not be NULL, and
+-- attempts has one entry per id.  Empty lists are fine, and remove nothing.
 SELECT pg_temp.err($$SELECT sentry_relay.complete_jobs(NULL)$$);
 SELECT pg_temp.err($$SELECT sentry_relay.complete_jobs(NULL, ARRAY[1])$$);
+SELECT pg_temp.err($$SELECT sentry_relay.complete_jobs(ARRAY[900001])$$);
+SELECT pg_temp.err($$SELECT sentry_relay.complete_jobs(ARRAY[900001], NULL)$$);
+SELECT pg_temp.err($$SELECT sentry_relay.complete_jobs(ARRAY[]::bigint[])$$);
 SELECT pg_temp.err($$SELECT sentry_relay.complete_jobs(ARRAY[900001, 900002], ARRAY[1])$$);
 SELECT pg_temp.err($$SELECT sentry_relay.complete_jobs(ARRAY[900001], ARRAY[1, 1])$$);
 SELECT pg_temp.err($$SELECT sentry_relay.complete_jobs(ARRAY[900001], ARRAY[]::int[])$$);
-SELECT sentry_relay.complete_jobs(ARRAY[]::bigint[]) AS removed;
 SELECT sentry_relay.complete_jobs(ARRAY[]::bigint[], ARRAY[]::int[]) AS removed;
 SELECT sentry_relay.complete_jobs(NULL);
+SELECT sentry_relay.complete_jobs(ARRAY[900001]);
 SELECT sentry_relay.complete_jobs(ARRAY[900001, 900002], ARRAY[1]);
 
--- fail_job: id and error must not be NULL, retry_in must not be negative.
--- The arguments are checked before the job is looked up.
-SELECT pg_temp.err($$SELECT sentry_relay.fail_job(NULL, 'boom')$$);
-SELECT pg_temp.err($$SELECT sentry_relay.fail_job(900001, NULL)$$);
-SELECT pg_temp.err($$SELECT sentry_relay.fail_job(900001, 'boom', '-1 second')$$);
-SELECT pg_temp.err($$SELECT sentry_relay.fail_job(900001, 'boom', '1 day -25 hours')$$);
-SELECT sentry_relay.fail_job(NULL, 'boom');
-SELECT sentry_relay.fail_job(900001, NULL);
-SELECT sentry_relay.fail_job(900001, 'boom', '-1 second');
+-- fail_job: id, error and the lease token (attempt) must not be NULL,
+-- retry_in must not be negative.  The arguments are checked before the job
+-- is looked up.
+SELECT pg_temp.err($$SELECT sentry_relay.fail_job(NULL, 'boom', attempt => 1)$$);
+SELECT pg_temp.err($$SELECT sentry_relay.fail_job(900001, NULL, attempt => 1)$$);
+SELECT pg_temp.err($$SELECT sentry_relay.fail_job(900001, 'boom')$$);
+SELECT pg_temp.err($$SELECT sentry_relay.fail_job(900001, 'boom', '5 seconds')$$);
+SELECT pg_temp.err($$SELECT sentry_relay.fail_job(900001, 'boom', '-1 second', 1)$$);
+SELECT pg_temp.err($$SELECT sentry_relay.fail_job(900001, 'boom', '1 day -25 hours', 1)$$);
+SELECT sentry_relay.fail_job(NULL, 'boom', attempt => 1);
+SELECT sentry_relay.fail_job(900001, NULL, attempt => 1);
+SELECT sentry_relay.fail_job(900001, 'boom');
+SELECT sentry_relay.fail_job(900001, 'boom', '-1 second', 1);
 
 -- retry_dead_jobs: an empty list, or ids that are not dead jobs, move nothing.
 SELECT sentry_relay.retry_dead_jobs(ARRAY[]::bigint[]) AS moved;
@@ -174,15 +181,15 @@ SELECT * FROM pg_temp.jobs('regress_q');
 --
 -- complete_jobs removes claimed jobs and returns how many it removed.
 --
--- Without lease tokens: any claimed job among the ids (unknown ids and
--- repeated ids count once at most).
-SELECT sentry_relay.complete_jobs(ARRAY[900002, 900002, 999999]) AS removed;
-SELECT sentry_relay.complete_jobs(ARRAY[900002]) AS removed;
+-- Only claimed jobs whose lease token (attempt) matches; unknown ids and
+-- repeated ids count once at most.
+SELECT sentry_relay.complete_jobs(ARRAY[900002, 900002, 999999], ARRAY[1, 1, 1]) AS removed;
+SELECT sentry_relay.complete_jobs(ARRAY[900002], ARRAY[1]) AS removed;
 -- a job that is not claimed (never claimed, or failed and waiting for its
 -- retry) cannot be completed
 SELECT pg_temp.add_jobs('regress_q', 900008) AS enqueued;
-SELECT sentry_relay.complete_jobs(ARRAY[900008]) AS removed;
--- With lease tokens: only the jobs whose attempt matches.  900001 is at
+SELECT sentry_relay.complete_jobs(ARRAY[900008], ARRAY[0]) AS removed;
+-- A stale token is rejected.  900001 is at
 -- attempt 3, so a completion from attempt 1 or 2 (expired leases) is
 -- rejected, and attempt 3 removes it.
 SELECT sentry_relay.complete_jobs(ARRAY[900001], ARRAY[1]) AS removed;
@@ -197,11 +204,12 @@ SELECT id, attempts FROM pg_temp.jobs('regress_q');
 -- its token
 UPDATE sentry_relay.jobs SET leased_until = now() - interval '1 second' WHERE id = 900005;
 SELECT sentry_relay.complete_jobs(ARRAY[900005], ARRAY[1]) AS removed;
--- and without a token, even a job whose lease expired and was claimed again
--- is removed (the README calls this harmless: the work was done once)
+-- but once a job whose lease expired is claimed again, only the new token
+-- removes it
 UPDATE sentry_relay.jobs SET leased_until = now() - interval '1 second' WHERE id = 900003;
 SELECT id, attempts FROM sentry_relay.claim_jobs(1, queues => ARRAY['regress_q2']);
-SELECT sentry_relay.complete_jobs(ARRAY[900003, 900006]) AS removed;
+SELECT sentry_relay.complete_jobs(ARRAY[900003, 900006], ARRAY[1, 1]) AS removed;
+SELECT sentry_relay.complete_jobs(ARRAY[900003], ARRAY[2]) AS removed;
 SELECT * FROM pg_temp.jobs('regress_q2');
 SELECT * FROM pg_temp.jobs('regress_q');
 
@@ -211,22 +219,20 @@ SELECT * FROM pg_temp.jobs('regress_q');
 --
 SELECT pg_temp.add_jobs('regress_q_fail', 900101, 900102, 900103) AS enqueued;
 -- jobs that are not claimed (or do not exist) are left alone: false
-SELECT sentry_relay.fail_job(900101, 'never claimed') AS failed;
-SELECT sentry_relay.fail_job(999999, 'no such job') AS failed;
+SELECT sentry_relay.fail_job(900101, 'never claimed', attempt => 0) AS failed;
+SELECT sentry_relay.fail_job(999999, 'no such job', attempt => 1) AS failed;
 SELECT id, attempts FROM sentry_relay.claim_jobs(3, queues => ARRAY['regress_q_fail']) ORDER BY id;
-SELECT sentry_relay.fail_job(900101, 'boom') AS failed;
-SELECT sentry_relay.fail_job(900102, 'slow down', retry_in => '2 minutes') AS failed;
-SELECT sentry_relay.fail_job(900103, 'retry now', retry_in => '0') AS failed;
+SELECT sentry_relay.fail_job(900101, 'boom', attempt => 1) AS failed;
+SELECT sentry_relay.fail_job(900102, 'slow down', retry_in => '2 minutes', attempt => 1) AS failed;
+SELECT sentry_relay.fail_job(900103, 'retry now', retry_in => '0', attempt => 1) AS failed;
 SELECT * FROM pg_temp.jobs('regress_q_fail');
 -- each error is stamped with the time of the failure
 SELECT j.id, (e->>'at')::timestamptz = now() AS at_is_now
   FROM sentry_relay.jobs AS j, jsonb_array_elements(j.errors) AS e
  WHERE j.queue = 'regress_q_fail' ORDER BY j.id;
 -- failing again changes nothing: the job is no longer claimed
-SELECT sentry_relay.fail_job(900101, 'boom again') AS failed;
 SELECT sentry_relay.fail_job(900101, 'boom again', attempt => 1) AS failed;
 -- and it cannot be completed while it waits for its retry
-SELECT sentry_relay.complete_jobs(ARRAY[900101]) AS removed;
 SELECT sentry_relay.complete_jobs(ARRAY[900101], ARRAY[1]) AS removed;
 -- 900103 is visible at once; the others wait for their retry
 SELECT id, attempts FROM sentry_relay.claim_jobs(3, queues => ARRAY['regress_q_fail']);
@@ -237,12 +243,11 @@ SELECT sentry_relay.fail_job(900103, 'stale', attempt => 3) AS failed;
 SELECT * FROM pg_temp.jobs('regress_q_fail') WHERE id = 900103;
 SELECT sentry_relay.fail_job(900103, 'second failure', attempt => 2) AS failed;
 SELECT * FROM pg_temp.jobs('regress_q_fail') WHERE id = 900103;
--- Without a token, a failure is rejected once the lease has expired (the
--- job may be claimed again by now); with the token it is still accepted.
+-- With its token, a failure is still accepted once the lease has expired,
+-- as long as nobody claimed the job again.
 UPDATE sentry_relay.jobs SET visible_at = now() WHERE id = 900101;
 SELECT id, attempts FROM sentry_relay.claim_jobs(1, queues => ARRAY['regress_q_fail']);
 UPDATE sentry_relay.jobs SET leased_until = now() - interval '1 second' WHERE id = 900101;
-SELECT sentry_relay.fail_job(900101, 'too late') AS failed;
 SELECT sentry_relay.fail_job(900101, 'late but mine', attempt => 2) AS failed;
 SELECT * FROM pg_temp.jobs('regress_q_fail') WHERE id = 900101;
 -- a completed job cannot fail
@@ -271,8 +276,7 @@ SELECT id, queue, attempts, leased_until, visible_at - now() AS visible_in,
        jsonb_path_query_array(errors, '$[*].error') AS errors
   FROM sentry_relay.dead_jobs WHERE queue = 'regress_q_dead';
 -- the dead job cannot be completed or failed
-SELECT sentry_relay.complete_jobs(ARRAY[900201]) AS removed;
-SELECT sentry_relay.fail_job(900201, 'dead already') AS failed;
+SELECT sentry_relay.complete_jobs(ARRAY[900201], ARRAY[5]) AS removed;
 SELECT sentry_relay.fail_job(900201, 'dead already', attempt => 5) AS failed;
 
 -- retry_dead_jobs moves it back: same id and history, attempts 0, visible
@@ -297,7 +301,7 @@ SELECT id, attempts, jsonb_path_query_array(errors, '$[*].attempt') AS attempts_
 SET sentry_relay.max_attempts = 1;
 SELECT pg_temp.add_jobs('regress_q_dead', 900202, 900203) AS enqueued;
 SELECT id FROM sentry_relay.claim_jobs(2, queues => ARRAY['regress_q_dead']) ORDER BY id;
-SELECT sentry_relay.fail_job(900202, 'fatal', retry_in => '1 second') AS failed;
+SELECT sentry_relay.fail_job(900202, 'fatal', retry_in => '1 second', attempt => 1) AS failed;
 SELECT sentry_relay.fail_job(900203, 'fatal', attempt => 1) AS failed;
 SELECT id, attempts, (errors -> 0) - 'at' AS first_error_without_at
   FROM sentry_relay.dead_jobs WHERE queue = 'regress_q_dead' ORDER BY id;
@@ -338,15 +342,15 @@ SHOW sentry_relay.max_attempts;
 SELECT pg_temp.add_jobs('regress_q_stats', 900401, 900402, 900403, 900404, 900405, 900406) AS enqueued;
 UPDATE sentry_relay.jobs SET enqueued_at = now() - interval '1 hour' WHERE id = 900403;
 SELECT id FROM sentry_relay.claim_jobs(4, queues => ARRAY['regress_q_stats']) ORDER BY id;
-SELECT sentry_relay.complete_jobs(ARRAY[900401]) AS removed;               -- gone
-SELECT sentry_relay.fail_job(900402, 'later') AS failed;                  -- delayed
+SELECT sentry_relay.complete_jobs(ARRAY[900401], ARRAY[1]) AS removed;    -- gone
+SELECT sentry_relay.fail_job(900402, 'later', attempt => 1) AS failed;    -- delayed
 UPDATE sentry_relay.jobs SET leased_until = now() - interval '1 second'
  WHERE id = 900403;                                                        -- ready again
 SET sentry_relay.max_attempts = 1;
 SELECT pg_temp.add_jobs('regress_q_dead_only', 900501, 900502) AS enqueued;
 SELECT id FROM sentry_relay.claim_jobs(2, queues => ARRAY['regress_q_dead_only']) ORDER BY id;
-SELECT sentry_relay.fail_job(900501, 'fatal') AS failed;
-SELECT sentry_relay.fail_job(900502, 'fatal') AS failed;
+SELECT sentry_relay.fail_job(900501, 'fatal', attempt => 1) AS failed;
+SELECT sentry_relay.fail_job(900502, 'fatal', attempt => 1) AS failed;
 RESET sentry_relay.max_attempts;
 -- 900404 stays leased, 900405 and 900406 were never claimed.  The other
 -- queues hold what the sections above left: regress_q_cap and

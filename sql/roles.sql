@@ -101,7 +101,7 @@ SET ROLE regress_sr_worker;
 SELECT id, attempts, leased_until > now() AS leased
   FROM sentry_relay.claim_jobs(2, queues => ARRAY['regress_roles_q']) ORDER BY id;
 SELECT sentry_relay.complete_jobs(ARRAY[910001], ARRAY[1]) AS removed;
-SELECT sentry_relay.complete_jobs(ARRAY[910002]) AS removed;
+SELECT sentry_relay.complete_jobs(ARRAY[910002], ARRAY[1]) AS removed;
 SELECT id FROM sentry_relay.claim_jobs(1, queues => ARRAY['regress_roles_q']);
 SELECT sentry_relay.fail_job(910003, 'boom', attempt => 1) AS failed;
 -- the decoders are for everyone
@@ -283,9 +283,9 @@ SELECT pg_temp.err($$SELECT current_setting('sentry_relay.max_attempts')$$);
 SELECT id, attempts FROM sentry_relay.claim_jobs(10, '1 minute', ARRAY['regress_hijack_q']) ORDER BY id;
 SELECT pg_temp.err($$SELECT sentry_relay.claim_jobs(1, queues => ARRAY['regress_hijack_q', NULL])$$);
 SELECT pg_temp.err('SELECT sentry_relay.complete_jobs(ARRAY[910201], ARRAY[1, 2])');
-SELECT sentry_relay.fail_job(910201, 'boom') AS failed;
+SELECT sentry_relay.fail_job(910201, 'boom', attempt => 1) AS failed;
 SELECT sentry_relay.complete_jobs(ARRAY[910202], ARRAY[1]) AS removed;
-SELECT sentry_relay.complete_jobs(ARRAY[910202]) AS removed;
+SELECT sentry_relay.complete_jobs(ARRAY[910202], ARRAY[1]) AS removed;
 -- the stream functions do not either
 SET ROLE regress_sr_admin;
 SHOW search_path;

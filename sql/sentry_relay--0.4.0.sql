@@ -579,23 +579,24 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass the ids of the claimed jobs that are done, for example ARRAY[1, 2, 3].';
     END IF;
-    IF attempts IS NOT NULL AND cardinality(attempts) <> cardinality(ids) THEN
+    -- the lease tokens are required; their DEFAULT NULL only lets a call
+    -- without them reach this error instead of "function does not exist"
+    IF attempts IS NULL THEN
+        RAISE EXCEPTION 'complete_jobs needs the lease token of each job: attempts must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass each job''s attempts as claim_jobs returned it: complete_jobs(ARRAY[id, ...], ARRAY[attempts, ...]). Without the token a worker whose lease expired could remove a job that another worker holds.';
+    END IF;
+    IF cardinality(attempts) <> cardinality(ids) THEN
         RAISE EXCEPTION 'attempts must have one entry per id (% ids, % attempts)',
                 cardinality(ids), cardinality(attempts)
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Pass each job''s attempts as claim_jobs returned it, or no attempts at all.';
+                  HINT = 'Pass each job''s attempts as claim_jobs returned it.';
     END IF;
-    IF attempts IS NULL THEN
-        DELETE FROM @extschema@.jobs AS j
-         WHERE j.id = ANY (ids) AND j.leased_until IS NOT NULL;
-    ELSE
-        -- with lease tokens, a completion from an expired lease that was
-        -- claimed again is rejected
-        -- no join (see claim_jobs); a repeated id matches its first token
-        DELETE FROM @extschema@.jobs AS j
-         WHERE j.id = ANY (ids) AND j.leased_until IS NOT NULL
-           AND j.attempts = (complete_jobs.attempts)[array_position(ids, j.id)];
-    END IF;
+    -- a completion from an expired lease that was claimed again is rejected
+    -- no join (see claim_jobs); a repeated id matches its first token
+    DELETE FROM @extschema@.jobs AS j
+     WHERE j.id = ANY (ids) AND j.leased_until IS NOT NULL
+       AND j.attempts = (complete_jobs.attempts)[array_position(ids, j.id)];
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
@@ -622,6 +623,13 @@ BEGIN
         RAISE EXCEPTION 'error must not be null'
             USING ERRCODE = 'null_value_not_allowed', HINT = 'Say why the job failed; it is kept in the job''s error history.';
     END IF;
+    -- the lease token is required; its DEFAULT NULL only lets a call
+    -- without it reach this error instead of "function does not exist"
+    IF attempt IS NULL THEN
+        RAISE EXCEPTION 'fail_job needs the lease token of the job: attempt must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the job''s attempts as claim_jobs returned it: fail_job(id, error, attempt => attempts). Without the token a worker whose lease expired could clear the lease of another worker that holds the job.';
+    END IF;
     IF retry_in IS NOT NULL AND retry_in < interval '0' THEN
         RAISE EXCEPTION 'retry_in must not be negative, not %', retry_in
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL for the default exponential backoff.';
@@ -630,11 +638,8 @@ BEGIN
     IF NOT FOUND OR j.leased_until IS NULL THEN
         RETURN false;           -- completed, dead, or never claimed
     END IF;
-    IF attempt IS NOT NULL AND attempt <> j.attempts THEN
+    IF attempt <> j.attempts THEN
         RETURN false;           -- a late report from an expired, re-claimed lease
-    END IF;
-    IF attempt IS NULL AND j.leased_until <= now() THEN
-        RETURN false;           -- the lease expired: the job may be claimed again
     END IF;
     entry := jsonb_build_object('attempt', j.attempts, 'at', now(), 'error', error);
     IF j.attempts >= max_attempts THEN

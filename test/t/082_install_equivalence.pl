@@ -163,7 +163,7 @@ INSERT INTO sentry_relay.jobs (stream, topic, partition, "offset", queue, events
   VALUES ('errors', 'events', 0, 0, 'post_process_errors', 'error', 1, 'e', NULL, true, false, 'e:e:1')});
 is($node->safe_psql('fresh', q{SELECT count(*) FROM sentry_relay.claim_jobs(10)}), '1',
 	'fresh: a job with a NULL flag is claimed');
-is($node->safe_psql('fresh', q{SELECT sentry_relay.complete_jobs(array_agg(id)) FROM sentry_relay.jobs}), '1',
+is($node->safe_psql('fresh', q{SELECT sentry_relay.complete_jobs(array_agg(id), array_agg(attempts)) FROM sentry_relay.jobs}), '1',
 	'fresh: and completed');
 is($node->safe_psql('fresh', q{SELECT (sentry_relay.alter_stream('errors', workers => 2)).workers}), '2',
 	'fresh: alter_stream works');

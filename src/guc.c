@@ -32,8 +32,13 @@ int			sr_max_workers = 8;
 int			sr_queue_buffer_kb = 8192;
 int			sr_max_attempts = 5;
 
+/*
+ * Define the settings.  The PGC_POSTMASTER ones exist only when the library
+ * is preloaded: PostgreSQL cannot create them later (it would end the
+ * session), and without the preload there is no relay for them to set.
+ */
 void
-sr_guc_init(void)
+sr_guc_init(bool preloaded)
 {
 	DefineCustomIntVariable("sentry_relay.max_message_size",
 							"Largest event message body that is decoded.",
@@ -46,23 +51,25 @@ sr_guc_init(void)
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
-	DefineCustomStringVariable("sentry_relay.database",
-							   "Database in which the relay's workers run.",
-							   "The sentry_relay extension must be created in this database.",
-							   &sr_database,
-							   "postgres",
-							   PGC_POSTMASTER, 0,
-							   NULL, NULL, NULL);
+	if (preloaded)
+		DefineCustomStringVariable("sentry_relay.database",
+								   "Database in which the relay's workers run.",
+								   "The sentry_relay extension must be created in this database.",
+								   &sr_database,
+								   "postgres",
+								   PGC_POSTMASTER, 0,
+								   NULL, NULL, NULL);
 
-	DefineCustomStringVariable("sentry_relay.worker_role",
-							   "Role the relay's workers run as.",
-							   "CREATE EXTENSION creates sentry_relay_relay with exactly the "
-							   "grants the workers need.  It must not be a superuser.  "
-							   "Empty runs the workers as the bootstrap superuser.",
-							   &sr_worker_role,
-							   "sentry_relay_relay",
-							   PGC_POSTMASTER, 0,
-							   NULL, NULL, NULL);
+	if (preloaded)
+		DefineCustomStringVariable("sentry_relay.worker_role",
+								   "Role the relay's workers run as.",
+								   "CREATE EXTENSION creates sentry_relay_relay with exactly the "
+								   "grants the workers need.  It must not be a superuser.  "
+								   "Empty runs the workers as the bootstrap superuser.",
+								   &sr_worker_role,
+								   "sentry_relay_relay",
+								   PGC_POSTMASTER, 0,
+								   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("sentry_relay.bootstrap_servers",
 							   "Default Kafka bootstrap servers of the relay's streams.",
@@ -120,13 +127,14 @@ sr_guc_init(void)
 							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 
-	DefineCustomIntVariable("sentry_relay.max_workers",
-							"Most relay workers that can run at once, over all streams.",
-							"Each also takes a slot of max_worker_processes.",
-							&sr_max_workers,
-							8, 1, 256,
-							PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
+	if (preloaded)
+		DefineCustomIntVariable("sentry_relay.max_workers",
+								"Most relay workers that can run at once, over all streams.",
+								"Each also takes a slot of max_worker_processes.",
+								&sr_max_workers,
+								8, 1, 256,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
 
 	DefineCustomIntVariable("sentry_relay.queue_buffer",
 							"Most data librdkafka prefetches per worker (queued.max.messages.kbytes).",

@@ -18,7 +18,7 @@ extern int	sr_max_workers;
 extern int	sr_queue_buffer_kb;
 extern int	sr_max_attempts;
 
-extern void sr_guc_init(void);
+extern void sr_guc_init(bool preloaded);
 
 /* The worker role (sentry_relay.worker_role), checked in the catalog. */
 typedef enum sr_role_problem

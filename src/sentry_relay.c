@@ -4,7 +4,9 @@
  * sentry_relay runs Sentry's post-process forwarder inside PostgreSQL.  This
  * file only holds the module magic and _PG_init, which defines the settings
  * and, when the library is preloaded, reserves shared memory and registers
- * the launcher.  Each job lives in its own file:
+ * the launcher.  Without the preload the decoders work and the relay does
+ * not: CREATE EXTENSION and ALTER EXTENSION UPDATE stop with an ERROR that
+ * names the fix, and the other relay functions warn.  Each job lives in its own file:
  *   decoders, pure C: decode_event.c, decode_fast.c, decode_python.c,
  *     decode_commit.c, decode_common.c, json_skim.c, json_text.c;
  *   the state machine, pure C: state.c;
@@ -19,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -35,7 +38,19 @@ _PG_init(void)
 {
 	BackgroundWorker bgw;
 
-	sr_guc_init();
+	/*
+	 * Loaded by a session, not by the postmaster: the decoders can run, the
+	 * relay cannot.  Installing or updating the extension then fails, before
+	 * anything is defined, so that the session survives and can load the
+	 * library again.
+	 */
+	if (!process_shared_preload_libraries_in_progress && creating_extension)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sentry_relay must be loaded via shared_preload_libraries"),
+				 errhint("Add sentry_relay to shared_preload_libraries in postgresql.conf, restart PostgreSQL, and run the command again.")));
+
+	sr_guc_init(process_shared_preload_libraries_in_progress);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 

@@ -400,9 +400,25 @@ sr_validate_options(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * A stream function ran in a server that does not preload the library: the
+ * change is stored, and nothing relays it.
+ */
+static void
+sr_warn_not_preloaded(void)
+{
+	if (sr_shmem() != NULL)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("sentry_relay is not loaded via shared_preload_libraries: no relay worker runs"),
+			 errhint("Add sentry_relay to shared_preload_libraries in postgresql.conf and restart PostgreSQL.")));
+}
+
 Datum
 sr_wake_launcher(PG_FUNCTION_ARGS)
 {
+	sr_warn_not_preloaded();
 	sr_request_launcher_wake();
 	PG_RETURN_VOID();
 }
@@ -410,6 +426,7 @@ sr_wake_launcher(PG_FUNCTION_ARGS)
 Datum
 sr_wake_stream(PG_FUNCTION_ARGS)
 {
+	sr_warn_not_preloaded();
 	sr_request_stream_wake(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_VOID();
 }

@@ -323,6 +323,8 @@ sr_worker_main(Datum main_arg)
 															sr_metadata_refresh_ms(w) : 1000);
 		if (w->clog_wanted && !w->clog_assigned && now >= w->clog_next_try)
 			sr_clog_assign(w);
+		if (w->broker_down && now >= w->broker_probe_next)
+			sr_broker_probe(w);
 		if (w->clog_assigned)
 		{
 			sr_drain_commit_log(w);

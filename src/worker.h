@@ -170,6 +170,7 @@ typedef struct sr_worker
 	sr_part    *parts;			/* indexed by partition number */
 	int			nparts;
 	bool		broker_down;
+	TimestampTz broker_probe_next;	/* while down: the next look for a broker */
 	bool		assigned;		/* the group (or local assignment) has assigned once */
 	TimestampTz last_remote_refresh;
 	StringInfoData row;			/* the job row being encoded (message.c) */
@@ -240,6 +241,7 @@ extern int	sr_group_index(const sr_worker *w, const char *group);
 extern void sr_count_kafka_error(sr_worker *w, rd_kafka_resp_err_t err);
 extern void sr_kafka_error_event(sr_worker *w, rd_kafka_event_t *ev, const char *who);
 extern void sr_broker_reachable(sr_worker *w);
+extern void sr_broker_probe(sr_worker *w);
 extern void sr_note_watermark(sr_worker *w, sr_part *p);
 
 /* store.c: inside sr_store_begin/sr_store_commit */

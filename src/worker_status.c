@@ -11,6 +11,9 @@
 
 #include "worker.h"
 
+#define SR_BROKER_PROBE_MS 1000			/* how often, while the broker is down */
+#define SR_BROKER_PROBE_TIMEOUT_MS 200	/* the longest the loop waits for one answer */
+
 /* Set the status shown in sentry_relay.workers. */
 void
 sr_set_status(sr_worker *w, const char *status)
@@ -129,9 +132,12 @@ sr_kafka_error_event(sr_worker *w, rd_kafka_event_t *ev, const char *who)
 	if (sr_kafka_error_is_broker_down(err))
 	{
 		if (!w->broker_down)
+		{
 			ereport(LOG,
 					(errmsg("%s: waiting for the Kafka broker: %s", w->label, msg),
 					 errhint("The worker keeps retrying and resumes by itself.")));
+			w->broker_probe_next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), SR_BROKER_PROBE_MS);
+		}
 		w->broker_down = true;
 		sr_set_status(w, "waiting for broker");
 	}
@@ -139,7 +145,7 @@ sr_kafka_error_event(sr_worker *w, rd_kafka_event_t *ev, const char *who)
 		ereport(LOG, (errmsg("%s: Kafka error: %s", w->label, msg)));
 }
 
-/* A message came: the end of a wait for the broker, if there was one. */
+/* A message came or a broker answered: the end of a wait for the broker, if there was one. */
 void
 sr_broker_reachable(sr_worker *w)
 {
@@ -148,6 +154,26 @@ sr_broker_reachable(sr_worker *w)
 	w->broker_down = false;
 	sr_set_running(w);
 	ereport(LOG, (errmsg("%s: Kafka broker is reachable again", w->label)));
+}
+
+/*
+ * While the worker waits for the broker: once a second, ask any broker for
+ * metadata, with a short timeout, so that the wait ends when a broker
+ * answers, not only when the next message arrives (a topic with no new
+ * messages would show "waiting for broker" until then).
+ */
+void
+sr_broker_probe(sr_worker *w)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+
+	w->broker_probe_next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), SR_BROKER_PROBE_MS);
+	err = rd_kafka_metadata(w->events.rk, 0, NULL, &md, SR_BROKER_PROBE_TIMEOUT_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;					/* still down: the error events say why */
+	rd_kafka_metadata_destroy(md);
+	sr_broker_reachable(w);
 }
 
 /* Refresh a partition's high watermark from librdkafka's last fetch. */

@@ -1,5 +1,7 @@
 # 041_broker.pl - the Kafka broker goes down and comes back: the worker
-# says it waits for the broker, does not crash, and resumes by itself.
+# says it waits for the broker, does not crash, shows it is running again
+# as soon as the broker is back (before any new message), and resumes by
+# itself.
 #
 # brokers: mock real
 #
@@ -70,7 +72,13 @@ sub outage
 		'sentry_relay worker', "$what: broker down: the worker is still in pg_stat_activity");
 	ok(!$node->log_contains(qr/terminated by signal|sentry_relay worker.*exited with exit code [1-9]/, $log_offset),
 		"$what: broker down: no worker crashed or exited");
+	$log_offset = -s $node->logfile;
 	if ($kill) { $kafka->start_node(1) } else { $kafka->broker_up(1) }
+	# nothing is produced yet: the worker sees the broker back by itself
+	is(wait_for_value($node, q{SELECT status FROM sentry_relay.workers WHERE stream = 'bd'}, 'running', 60),
+		'running', "$what: broker back: status running before any new message");
+	ok($node->log_contains(qr/worker 0 of stream "bd": Kafka broker is reachable again/, $log_offset),
+		"$what: broker back: the server log says so");
 }
 
 # expect_jobs($what, $upto): offsets 0..$upto-1 of both partitions, once

@@ -8,7 +8,8 @@
  * together with the new read position.  For partitions worker 0 consumes itself, the
  * gate moves at once and the held messages it lets through join the same
  * batch: one transaction per commit-log step.  Undecodable entries are
- * dead-lettered.
+ * dead-lettered.  A stored position out of the log's range resumes at the
+ * log's start or end (sr_clog_out_of_range), never with a replay.
  */
 #include "postgres.h"
 
@@ -19,6 +20,8 @@
 #include "decode_sql.h"
 #include "guc.h"
 #include "worker.h"
+
+#define SR_CLOG_WATERMARK_TIMEOUT_MS 2000	/* the range of a partition, after an out of range */
 
 /* Assign the commit log's partitions at the stored read positions. */
 void
@@ -115,6 +118,72 @@ sr_handle_commit_log(sr_worker *w, const rd_kafka_message_t *m)
 	}
 }
 
+/* Drop the commit log's assignment: sr_clog_assign assigns it again after retry_ms. */
+static void
+sr_clog_unassign(sr_worker *w, int retry_ms)
+{
+	rd_kafka_resp_err_t err = rd_kafka_assign(w->clog.rk, NULL);
+
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR, (errmsg("%s: could not unassign the commit log: %s", w->label,
+							   rd_kafka_err2str(err))));
+	w->clog_assigned = false;
+	w->clog_next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry_ms);
+}
+
+/*
+ * The stored read position of a commit-log partition is out of the log's
+ * range (this consumer's auto.offset.reset is "error").  Below the log's
+ * start, retention deleted entries before they were read: resume at the
+ * oldest entry left, as none of those left was read.  Past its end, the
+ * topic was recreated or truncated: resume at the end.  Replaying the
+ * whole log from its start instead would move remote offsets back to old
+ * values and hold every partition's gate until the replay is over; the
+ * writers commit again within seconds.  The new position is stored with
+ * the next batch.
+ */
+static void
+sr_clog_out_of_range(sr_worker *w, int32 partition, int64 offset)
+{
+	int64		lo,
+				hi,
+				to;
+	char		msg[SR_ERROR_LEN];
+	rd_kafka_resp_err_t err;
+
+	sr_count_fault(w->slot, SR_FAULT_KAFKA_ERROR);
+	err = rd_kafka_query_watermark_offsets(w->clog.rk, w->def.commit_log_topic, partition,
+										   &lo, &hi, SR_CLOG_WATERMARK_TIMEOUT_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		/* assign again from the stored positions in a second, and decide then */
+		snprintf(msg, sizeof(msg), "commit log partition %d: offset " INT64_FORMAT
+				 " out of range, and its range could not be read: %s",
+				 partition, offset, rd_kafka_err2str(err));
+		ereport(LOG, (errmsg("%s: %s", w->label, msg)));
+		sr_worker_error(w, msg);
+		sr_clog_unassign(w, 1000);
+		return;
+	}
+	to = offset >= 0 && offset < lo ? lo : hi;
+	snprintf(msg, sizeof(msg), "commit log partition %d: offset " INT64_FORMAT " out of range "
+			 "(the log holds " INT64_FORMAT " to " INT64_FORMAT "); resumed at " INT64_FORMAT ", %s",
+			 partition, offset, lo, hi, to,
+			 to == lo ? "the oldest entry left: retention deleted entries before they were read"
+			 : "its end: the topic was recreated or truncated, and its entries are not replayed");
+	ereport(LOG, (errmsg("%s: %s", w->label, msg)));
+	sr_worker_error(w, msg);
+
+	/*
+	 * Store the new position with what the batch holds, then assign the
+	 * commit log again from the stored positions (at once, in the main
+	 * loop): librdkafka refuses to seek a partition whose reset failed.
+	 */
+	sr_batch_cl_position(w, partition, to);
+	sr_gate_commit(w);
+	sr_clog_unassign(w, 0);
+}
+
 /*
  * Serve the commit-log consumer's events (at most 10,000 entries per call),
  * then release what the moved gates let through into the batch.
@@ -137,6 +206,11 @@ sr_drain_commit_log(sr_worker *w)
 
 					while ((m = rd_kafka_event_message_next(ev)) != NULL)
 					{
+						if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+						{
+							sr_clog_out_of_range(w, m->partition, m->offset);
+							break;	/* assigned again: the rest of the queue is stale */
+						}
 						if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 						{
 							sr_count_fault(w->slot, SR_FAULT_KAFKA_ERROR);
@@ -151,6 +225,19 @@ sr_drain_commit_log(sr_worker *w)
 					break;
 				}
 			case RD_KAFKA_EVENT_ERROR:
+				if (rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET &&
+					!rd_kafka_event_error_is_fatal(ev))
+				{
+					/* librdkafka 2.0 may report a failed reset as an error event */
+					rd_kafka_topic_partition_t *tp = rd_kafka_event_topic_partition(ev);
+
+					if (tp != NULL)
+					{
+						sr_clog_out_of_range(w, tp->partition, tp->offset);
+						rd_kafka_topic_partition_destroy(tp);
+						break;
+					}
+				}
 				sr_kafka_error_event(w, ev, "commit log consumer");
 				break;
 			case RD_KAFKA_EVENT_LOG:
@@ -160,6 +247,8 @@ sr_drain_commit_log(sr_worker *w)
 				break;
 		}
 		rd_kafka_event_destroy(ev);
+		if (!w->clog_assigned)
+			break;
 	}
 	if (n > 0)
 		sr_gate_release_all(w);

@@ -152,8 +152,9 @@ sr_consumer_create(sr_consumer *c, const sr_stream_def *def,
 	 * markers and aborted or compacted offsets, which no message shows.
 	 */
 	sr_conf_set(conf, "enable.partition.eof", group_consumer ? "true" : "false");
+	/* the commit log decides for itself where to resume (commit_log.c) */
 	sr_conf_set(conf, "auto.offset.reset",
-				group_consumer ? def->initial_offset_reset : "earliest");
+				group_consumer ? def->initial_offset_reset : "error");
 	sr_conf_set(conf, "log.queue", "true");
 	snprintf(buf, sizeof(buf), "%d", sr_queue_buffer_kb);
 	sr_conf_set(conf, "queued.max.messages.kbytes", buf);

@@ -131,7 +131,6 @@ typedef struct sr_decoder sr_decoder;
 extern sr_decoder *sr_decoder_create(size_t max_message_bytes);
 extern void sr_decoder_destroy(sr_decoder *dec);
 extern void sr_decoder_set_max_message_bytes(sr_decoder *dec, size_t max);
-extern void sr_decoder_set_skim(sr_decoder *dec, size_t min_message);
 
 /*
  * Decode an events-topic message.  With complete, valid task headers the

@@ -122,16 +122,6 @@ sr_decoder_destroy(sr_decoder *dec)
 	free(dec);
 }
 
-/*
- * Skim messages of at least min_message bytes (json_skim.c); 0 turns the
- * skim off.  For the differential fuzzer and the tests.
- */
-void
-sr_decoder_set_skim(sr_decoder *dec, size_t min_message)
-{
-	dec->skim_min = min_message;
-}
-
 void
 sr_decoder_set_max_message_bytes(sr_decoder *dec, size_t max)
 {
@@ -433,20 +423,6 @@ sr_json_int64(struct json_object *v, const char *field, int64_t *out,
 		return false;
 	}
 	*out = i;
-	return true;
-}
-
-bool
-sr_json_bool(struct json_object *v, const char *field, bool *out, sr_error *err)
-{
-	if (v == NULL || !json_object_is_type(v, json_type_boolean))
-	{
-		sr_set_error(err, SR_ERR_WRONG_TYPE,
-					 "field \"%s\" must be a boolean, not %s", field,
-					 v == NULL ? "null" : json_type_to_name(json_object_get_type(v)));
-		return false;
-	}
-	*out = json_object_get_boolean(v) != 0;
 	return true;
 }
 

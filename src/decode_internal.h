@@ -67,8 +67,6 @@ extern struct json_object *sr_parse_json(sr_decoder *dec, const char *what,
 
 extern bool sr_json_int64(struct json_object *v, const char *field,
 						  int64_t *out, sr_error *err);
-extern bool sr_json_bool(struct json_object *v, const char *field, bool *out,
-						 sr_error *err);
 extern bool sr_json_string(struct json_object *v, const char *field,
 						   const char **s, size_t *len, sr_error *err);
 extern bool sr_json_timestamp(struct json_object *v, const char *field,

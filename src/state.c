@@ -65,25 +65,6 @@ sr_pstate_name(sr_pstate s)
 	return "INVALID";
 }
 
-const char *
-sr_sm_result_name(sr_sm_result r)
-{
-	switch (r)
-	{
-		case SR_SM_OK:
-			return "ok";
-		case SR_SM_INVALID_TRANSITION:
-			return "invalid state transition";
-		case SR_SM_INVALID_STATE:
-			return "invalid state";
-		case SR_SM_NOT_READY:
-			return "message not ready";
-		case SR_SM_BAD_ARGUMENT:
-			return "bad argument";
-	}
-	return "invalid result";
-}
-
 void
 sr_partition_init(sr_partition *p, int ngroups)
 {

@@ -66,7 +66,6 @@ typedef enum sr_sm_result
 extern sr_pstate sr_state_from_offsets(const sr_offsets *o);
 extern bool sr_transition_allowed(sr_pstate from, sr_pstate to);
 extern const char *sr_pstate_name(sr_pstate s);
-extern const char *sr_sm_result_name(sr_sm_result r);
 
 /*
  * Single-partition core.  Each update fills *prev with the snapshot before

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "decode.h"
+#include "decode_internal.h"	/* skim_min: the skim on or off */
 
 typedef struct msg
 {
@@ -139,7 +140,7 @@ main(int argc, char **argv)
 	sb = calloc(n, sizeof(int));
 	if (n == 0 || fast == NULL || whole == NULL || sa == NULL || sb == NULL)
 		return 2;
-	sr_decoder_set_skim(whole, 0);
+	whole->skim_min = 0;
 
 	/* best of the rounds, alternating, so that both see the same machine */
 	for (int r = 0; r < rounds; r++)

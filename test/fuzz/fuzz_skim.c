@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "fuzz_common.h"
+#include "decode_internal.h"	/* skim_min: the skim on or off */
 
 static sr_decoder *fuzz_skim_dec;
 static sr_decoder *fuzz_whole_dec;
@@ -57,8 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_whole_dec = sr_decoder_create(1024 * 1024);
 		if (fuzz_skim_dec == NULL || fuzz_whole_dec == NULL)
 			abort();
-		sr_decoder_set_skim(fuzz_skim_dec, 1);
-		sr_decoder_set_skim(fuzz_whole_dec, 0);
+		fuzz_skim_dec->skim_min = 1;
+		fuzz_whole_dec->skim_min = 0;
 	}
 	nh = fuzz_headers(&c, hs);
 	blen = fuzz_take(&c, c.n, &body);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "decode_internal.h"	/* skim_min: the skim on or off */
 #include "json_skim.h"
 #include "tap.h"
 
@@ -145,8 +146,8 @@ test_fast(void)
 	sr_job		job;
 	sr_error	err;
 
-	sr_decoder_set_skim(with, 1);
-	sr_decoder_set_skim(without, 0);
+	with->skim_min = 1;
+	without->skim_min = 0;
 
 #define ED "\"event_id\":\"" EID "\",\"project_id\":7"
 #define TS "\"is_new\":true,\"is_regression\":false"
@@ -279,8 +280,8 @@ test_decoder(void)
 	char		pad[600];
 	char		m[2048];
 
-	sr_decoder_set_skim(with, 1);
-	sr_decoder_set_skim(without, 0);
+	with->skim_min = 1;
+	without->skim_min = 0;
 	memset(pad, 'x', sizeof(pad) - 1);
 	pad[sizeof(pad) - 1] = '\0';
 
@@ -341,8 +342,8 @@ test_utf8(void)
 	sr_decoder *without = sr_decoder_create(1 << 20);
 	char		m[512];
 
-	sr_decoder_set_skim(with, 1);
-	sr_decoder_set_skim(without, 0);
+	with->skim_min = 1;
+	without->skim_min = 0;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 	{
 		size_t		len = cases[i].len ? cases[i].len : strlen(cases[i].s);

@@ -136,7 +136,9 @@ sr_clog_unassign(sr_worker *w, int retry_ms)
  * range (this consumer's auto.offset.reset is "error").  Below the log's
  * start, retention deleted entries before they were read: resume at the
  * oldest entry left, as none of those left was read.  Past its end, the
- * topic was recreated or truncated: resume at the end.  Replaying the
+ * topic was recreated or truncated: resume at the end.  Within the range
+ * when asked again (a partition leader that lagged behind, or an injected
+ * error), resume at the same offset: nothing is skipped.  Replaying the
  * whole log from its start instead would move remote offsets back to old
  * values and hold every partition's gate until the replay is over; the
  * writers commit again within seconds.  The new position is stored with
@@ -165,11 +167,15 @@ sr_clog_out_of_range(sr_worker *w, int32 partition, int64 offset)
 		sr_clog_unassign(w, 1000);
 		return;
 	}
-	to = offset >= 0 && offset < lo ? lo : hi;
+	if (offset >= lo && offset <= hi)
+		to = offset;			/* in range after all: a leader that lagged */
+	else
+		to = offset >= 0 && offset < lo ? lo : hi;
 	snprintf(msg, sizeof(msg), "commit log partition %d: offset " INT64_FORMAT " out of range "
 			 "(the log holds " INT64_FORMAT " to " INT64_FORMAT "); resumed at " INT64_FORMAT ", %s",
 			 partition, offset, lo, hi, to,
-			 to == lo ? "the oldest entry left: retention deleted entries before they were read"
+			 to == offset ? "the same offset: it is in the log's range now"
+			 : to == lo ? "the oldest entry left: retention deleted entries before they were read"
 			 : "its end: the topic was recreated or truncated, and its entries are not replayed");
 	ereport(LOG, (errmsg("%s: %s", w->label, msg)));
 	sr_worker_error(w, msg);

@@ -97,12 +97,13 @@ sub produce_round
 }
 
 # every stream's jobs up to date: seconds since $t0 for each (a time, or a
-# time per stream), measured by polling every 20 ms
+# time per stream), measured by polling every 20 ms; $done holds the
+# streams measured already
 sub wait_jobs
 {
-	my ($t0) = @_;
+	my ($t0, $done) = @_;
 	$t0 = { map { $_ => $t0 } keys %stream } unless ref $t0;
-	my %secs;
+	my %secs = %{ $done // {} };
 	my $deadline = time + 300;
 	while (time < $deadline && keys %secs < keys %stream)
 	{
@@ -118,7 +119,8 @@ sub wait_jobs
 }
 
 # each fault produces the new messages while it lasts and returns the time
-# the clock starts at: the fault itself, or start_stream
+# the clock starts at (the fault itself, or start_stream), or a time per
+# stream and the streams it measured itself
 my %faults = (
 	'kill -9 of a worker' => sub {
 		my $pid = $node->safe_psql('postgres',
@@ -164,7 +166,9 @@ my %faults = (
 			$node->safe_psql('postgres', qq{SELECT sentry_relay.alter_stream('$s', workers => 1)});
 		}
 		$nworkers = 1;
+		# while the slower streams settle, the faster ones are measured
 		my %left = map { $_ => 1 } keys %stream;
+		my (%produced, %secs);
 		my $deadline = time + 300;
 		while (%left && time < $deadline)
 		{
@@ -173,13 +177,20 @@ my %faults = (
 				next unless $node->safe_psql('postgres', qq{SELECT count(*) = 1 AND sum(cardinality(partitions)) = $NPART
 					FROM sentry_relay.workers WHERE stream = '$s' AND status = 'running'}) eq 't';
 				produce_round($s);
+				$produced{$s} = 1;
 				delete $left{$s};
+			}
+			for my $s (sort keys %produced)
+			{
+				next if exists $secs{$s};
+				my $n = njobs($s);
+				$secs{$s} = time - $t0{$s} if defined $n && $n == $stream{$s}{next} * $NPART;
 			}
 			usleep(20_000);
 		}
 		ok(!%left, 'one worker fewer: in every stream one worker has all partitions')
 		  or diag('still waiting: ' . join(', ', sort keys %left));
-		return \%t0;
+		return (\%t0, \%secs);
 	},
 );
 my @order = ('kill -9 of a worker', 'immediate restart', 'fast restart',
@@ -193,8 +204,8 @@ steady('at the start');
 my %measured;
 for my $f (@order)
 {
-	my $t0 = $faults{$f}->();
-	my $secs = wait_jobs($t0);
+	my ($t0, $done) = $faults{$f}->();
+	my $secs = wait_jobs($t0, $done);
 	for my $s (sort keys %stream)
 	{
 		my $t = $secs->{$s};

@@ -26,11 +26,14 @@
 #     latency (rtt); on the real cluster, a broker stopped or killed and
 #     started again.
 #
-# Audit: test-only triggers on the relay's tables (schema chaos) record, in
-# the relay's own transactions, every job, dead letter, local-offset advance
-# and remote-offset change, and at commit (serialized by an advisory lock, so
-# the order of chaos.tx.commit_order is the commit order) the remote offset
-# in force.  See docs/chaos.md for what is checked and why.
+# Audit, touching none of the relay's tables: the node runs with wal_level
+# logical and a logical replication slot (test_decoding) created before the
+# stream; after the run the soak decodes the relay's committed transactions,
+# in commit order, and derives from them every job, dead letter, local-offset
+# advance and remote-offset change, with each transaction's commit time.  The
+# gate is checked against the harness's own record of the commit-log entries
+# it sent, and the soak asserts that every batch of jobs took the direct
+# multi-insert path.  See docs/chaos.md for what is checked and why.
 package SentryRelay::Chaos;
 
 use strict;
@@ -68,110 +71,134 @@ my @REAL_KAFKA_FAULTS = qw(broker_down broker_kill);
 my @KAFKA_FAULTS = @MOCK_KAFKA_FAULTS;
 
 # ---------------------------------------------------------------------------
-# the audit: test-only schema, created by the soak after CREATE EXTENSION
+# the audit: logical decoding of the relay's own commits
+#
+# The slot is created before the stream, so it holds every transaction the
+# relay commits; a transaction that a kill -9 or an immediate shutdown cut
+# short never committed and is not decoded.  Nothing is read from it until
+# the run is over.  The schema chaos is the harness's own, written only then.
 
-my $AUDIT_SQL = q{
-CREATE SCHEMA chaos;
-CREATE SEQUENCE chaos.commit_order;
--- one row per relay transaction that wrote anything audited; commit_order and
--- committed_at are set at commit time, under an advisory lock
-CREATE TABLE chaos.tx (xid xid8 PRIMARY KEY, commit_order bigint, committed_at timestamptz);
-CREATE TABLE chaos.job_audit (xid xid8 NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL);
+my $SLOT = 'chaos_audit';
+
+# the whole slot, read once, into chaos.decoded (n: the order of output)
+my $DECODE_SQL = qq{
+CREATE TABLE chaos.decoded (n bigint PRIMARY KEY, lsn pg_lsn NOT NULL, xid bigint NOT NULL, data text NOT NULL);
+INSERT INTO chaos.decoded (n, lsn, xid, data)
+SELECT c.n, c.lsn, c.xid::text::bigint, c.data
+  FROM pg_logical_slot_get_changes('$SLOT', NULL, NULL, 'include-xids', '1', 'include-timestamp', '1',
+                                   'skip-empty-xacts', '1') WITH ORDINALITY AS c(lsn, xid, data, n);
+};
+
+# The audit tables, from the decoded text.  test_decoding prints a row as
+# name[type]:value (text values single-quoted, null as null, "offset"
+# quoted as a reserved word) and the whole new row of an UPDATE; the key
+# columns come before any free text column, so the first match of each is
+# the column.  Transactions come out in commit order, each one's changes in
+# the order they were made.  Row locks serialize the updates of a row, so
+# the previous value of a row in commit order is the value an UPDATE
+# replaced.  A column that does not parse leaves a NULL in a NOT NULL column:
+# the derivation fails rather than drop a row.
+my $DERIVE_SQL = qq{
+-- one row per decoded transaction: commit_order is the order of the COMMIT
+-- records, committed_at the commit time test_decoding prints
+CREATE TABLE chaos.commits (xid bigint PRIMARY KEY, commit_order bigint NOT NULL UNIQUE,
+    committed_at timestamptz NOT NULL);
+INSERT INTO chaos.commits
+SELECT xid, row_number() OVER (ORDER BY lsn, n),
+       substring(data FROM \$r\$^COMMIT \\d+ \\(at ([^)]+)\\)\$r\$)::timestamptz
+  FROM chaos.decoded WHERE data LIKE 'COMMIT %';
+
+-- the changes of the relay's tables, with their stream
+CREATE TABLE chaos.changes (n bigint PRIMARY KEY, xid bigint NOT NULL REFERENCES chaos.commits,
+    tbl text NOT NULL, op text NOT NULL, stream text, data text NOT NULL,
+    CHECK (stream IS NOT NULL OR op NOT IN ('INSERT', 'UPDATE')
+           OR tbl NOT IN ('jobs', 'dead_letters', 'partition_state', 'remote_offsets')));
+INSERT INTO chaos.changes
+SELECT d.n, d.xid, m[1], m[2], substring(d.data FROM \$r\$ stream\\[text\\]:'([^']*)'\$r\$), d.data
+  FROM chaos.decoded d, regexp_match(d.data, \$r\$^table sentry_relay\\.(\\w+): ([A-Z]+):\$r\$) AS m(m)
+ WHERE m IS NOT NULL;
+
+CREATE TABLE chaos.job_audit (xid bigint NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL);
+INSERT INTO chaos.job_audit
+SELECT xid, substring(data FROM \$r\$ partition\\[integer\\]:(\\d+)\$r\$)::int,
+       substring(data FROM \$r\$ "?offset"?\\[bigint\\]:(\\d+)\$r\$)::bigint
+  FROM chaos.changes WHERE tbl = 'jobs' AND op = 'INSERT' AND stream = '$STREAM';
 CREATE INDEX ON chaos.job_audit (partition, "offset");
-CREATE TABLE chaos.dead_audit (xid xid8 NOT NULL, topic text NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL);
+
+CREATE TABLE chaos.dead_audit (xid bigint NOT NULL, topic text NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL);
+INSERT INTO chaos.dead_audit
+SELECT xid, substring(data FROM \$r\$ topic\\[text\\]:'([^']*)'\$r\$),
+       substring(data FROM \$r\$ partition\\[integer\\]:(\\d+)\$r\$)::int,
+       substring(data FROM \$r\$ "?offset"?\\[bigint\\]:(\\d+)\$r\$)::bigint
+  FROM chaos.changes WHERE tbl = 'dead_letters' AND op = 'INSERT' AND stream = '$STREAM';
 CREATE INDEX ON chaos.dead_audit (partition, "offset");
--- local offset advances of the stream's partitions (partition_state updates)
-CREATE TABLE chaos.advances (id bigserial PRIMARY KEY, xid xid8 NOT NULL, partition int NOT NULL,
+
+-- every stored row of partition_state, in commit order ...
+CREATE TABLE chaos.partition_rows (n bigint PRIMARY KEY, xid bigint NOT NULL, commit_order bigint NOT NULL,
+    partition int NOT NULL, local_text text NOT NULL);
+INSERT INTO chaos.partition_rows
+SELECT ch.n, ch.xid, c.commit_order, substring(ch.data FROM \$r\$ partition\\[integer\\]:(\\d+)\$r\$)::int,
+       substring(ch.data FROM \$r\$ local_offset\\[bigint\\]:(\\d+|null)\$r\$)
+  FROM chaos.changes ch JOIN chaos.commits c USING (xid)
+ WHERE ch.tbl = 'partition_state' AND ch.op IN ('INSERT', 'UPDATE') AND ch.stream = '$STREAM';
+-- ... and the local-offset advances: the rows whose local_offset differs
+-- from the partition's previous one (old_local; NULL for the first)
+CREATE TABLE chaos.advances (id bigint PRIMARY KEY, xid bigint NOT NULL, partition int NOT NULL,
     old_local bigint, new_local bigint);
--- partitions whose remote_offsets rows a transaction wrote
-CREATE TABLE chaos.remote_touch (xid xid8 NOT NULL, partition int NOT NULL, PRIMARY KEY (xid, partition));
--- at commit: the remote offset in force (min over followed groups) of each
--- partition the transaction wrote a remote offset for ...
-CREATE TABLE chaos.remote_hist (xid xid8 NOT NULL, partition int NOT NULL, remote bigint,
+INSERT INTO chaos.advances
+SELECT row_number() OVER (ORDER BY commit_order, n), xid, partition, prev, local
+  FROM (SELECT n, xid, commit_order, partition, local,
+               lag(local) OVER (PARTITION BY partition ORDER BY commit_order, n) AS prev
+          FROM (SELECT *, nullif(local_text, 'null')::bigint AS local FROM chaos.partition_rows) r) r
+ WHERE local IS DISTINCT FROM prev;
+
+-- every stored row of remote_offsets, and the remote offset in force for a
+-- partition after the transaction of commit order co: the minimum over the
+-- stream's groups of each group's latest value, NULL until each has one
+CREATE TABLE chaos.remote_rows (n bigint PRIMARY KEY, xid bigint NOT NULL, commit_order bigint NOT NULL,
+    partition int NOT NULL, grp text NOT NULL, "offset" bigint NOT NULL);
+INSERT INTO chaos.remote_rows
+SELECT ch.n, ch.xid, c.commit_order, substring(ch.data FROM \$r\$ partition\\[integer\\]:(\\d+)\$r\$)::int,
+       substring(ch.data FROM \$r\$ consumer_group\\[text\\]:'([^']*)'\$r\$),
+       substring(ch.data FROM \$r\$ "?offset"?\\[bigint\\]:(\\d+)\$r\$)::bigint
+  FROM chaos.changes ch JOIN chaos.commits c USING (xid)
+ WHERE ch.tbl = 'remote_offsets' AND ch.op IN ('INSERT', 'UPDATE') AND ch.stream = '$STREAM';
+CREATE INDEX ON chaos.remote_rows (partition, grp, commit_order, n);
+CREATE TABLE chaos.groups (grp text PRIMARY KEY);
+INSERT INTO chaos.groups SELECT unnest(synchronize_commit_groups) FROM sentry_relay.streams WHERE name = '$STREAM';
+CREATE FUNCTION chaos.remote_at(p int, co bigint) RETURNS bigint LANGUAGE sql STABLE AS \$f\$
+    SELECT CASE WHEN count(l."offset") = count(*) THEN min(l."offset") END
+      FROM chaos.groups g
+      LEFT JOIN LATERAL (SELECT r."offset" FROM chaos.remote_rows r
+                          WHERE r.partition = p AND r.grp = g.grp AND r.commit_order <= co
+                          ORDER BY r.commit_order DESC, r.n DESC LIMIT 1) l ON true
+\$f\$;
+
+-- partitions whose remote_offsets rows a transaction wrote, and the remote
+-- offset in force for each after its commit ...
+CREATE TABLE chaos.remote_touch (xid bigint NOT NULL, partition int NOT NULL, PRIMARY KEY (xid, partition));
+INSERT INTO chaos.remote_touch SELECT DISTINCT xid, partition FROM chaos.remote_rows;
+CREATE TABLE chaos.remote_hist (xid bigint NOT NULL, partition int NOT NULL, remote bigint,
     PRIMARY KEY (xid, partition));
--- ... and of each partition it enqueued jobs for, with its highest job offset
-CREATE TABLE chaos.gate (xid xid8 NOT NULL, partition int NOT NULL, max_offset bigint NOT NULL,
+INSERT INTO chaos.remote_hist
+SELECT t.xid, t.partition, chaos.remote_at(t.partition, c.commit_order)
+  FROM chaos.remote_touch t JOIN chaos.commits c USING (xid);
+-- ... and each partition it enqueued jobs for, with its highest job offset
+-- and the remote offset in force at its commit (its own writes included)
+CREATE TABLE chaos.gate (xid bigint NOT NULL, partition int NOT NULL, max_offset bigint NOT NULL,
     remote bigint, PRIMARY KEY (xid, partition));
+INSERT INTO chaos.gate
+SELECT j.xid, j.partition, max(j."offset"), chaos.remote_at(j.partition, c.commit_order)
+  FROM chaos.job_audit j JOIN chaos.commits c USING (xid)
+ GROUP BY j.xid, j.partition, c.commit_order;
 
-CREATE FUNCTION chaos.remote_now(p int) RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN count(*) = cardinality(s.synchronize_commit_groups) THEN min(r."offset") END
-      FROM sentry_relay.streams s
-      JOIN sentry_relay.remote_offsets r ON r.stream = s.name AND r.partition = p
-       AND r.consumer_group = ANY (s.synchronize_commit_groups)
-     WHERE s.name = 'chaos'
-     GROUP BY s.synchronize_commit_groups
-$$;
-
-CREATE FUNCTION chaos.mark() RETURNS void LANGUAGE sql AS $$
-    INSERT INTO chaos.tx (xid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING
-$$;
-
-CREATE FUNCTION chaos.on_jobs() RETURNS trigger LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    INSERT INTO chaos.job_audit SELECT pg_current_xact_id(), n.partition, n."offset"
-      FROM new_rows n WHERE n.stream = 'chaos';
-    IF FOUND THEN PERFORM chaos.mark(); END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER chaos_jobs AFTER INSERT ON sentry_relay.jobs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chaos.on_jobs();
-
-CREATE FUNCTION chaos.on_dead() RETURNS trigger LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    INSERT INTO chaos.dead_audit SELECT pg_current_xact_id(), n.topic, n.partition, n."offset"
-      FROM new_rows n WHERE n.stream = 'chaos';
-    IF FOUND THEN PERFORM chaos.mark(); END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER chaos_dead AFTER INSERT ON sentry_relay.dead_letters
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chaos.on_dead();
-
-CREATE FUNCTION chaos.on_partition() RETURNS trigger LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    INSERT INTO chaos.advances (xid, partition, old_local, new_local)
-    VALUES (pg_current_xact_id(), NEW.partition, OLD.local_offset, NEW.local_offset);
-    PERFORM chaos.mark();
-    RETURN NULL;
-END $$;
-CREATE TRIGGER chaos_partition AFTER UPDATE ON sentry_relay.partition_state
-    FOR EACH ROW WHEN (NEW.stream = 'chaos' AND OLD.local_offset IS DISTINCT FROM NEW.local_offset)
-    EXECUTE FUNCTION chaos.on_partition();
-
-CREATE FUNCTION chaos.on_remote() RETURNS trigger LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    INSERT INTO chaos.remote_touch VALUES (pg_current_xact_id(), NEW.partition) ON CONFLICT DO NOTHING;
-    PERFORM chaos.mark();
-    RETURN NULL;
-END $$;
-CREATE TRIGGER chaos_remote AFTER INSERT OR UPDATE ON sentry_relay.remote_offsets
-    FOR EACH ROW WHEN (NEW.stream = 'chaos') EXECUTE FUNCTION chaos.on_remote();
-
--- At commit (deferred), one call per audited transaction.  The advisory
--- lock is taken by every audited transaction at this point and held until
--- its commit, so audited commits are serialized: what this function reads
--- after taking it is exactly what is in force when this transaction commits
--- (its own writes included), and commit_order is the commit order.
-CREATE FUNCTION chaos.at_commit() RETURNS trigger LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock(7270601);
-    UPDATE chaos.tx SET commit_order = nextval('chaos.commit_order'), committed_at = clock_timestamp()
-     WHERE xid = pg_current_xact_id();
-    INSERT INTO chaos.remote_hist
-    SELECT t.xid, t.partition, chaos.remote_now(t.partition)
-      FROM chaos.remote_touch t WHERE t.xid = pg_current_xact_id();
-    INSERT INTO chaos.gate
-    SELECT j.xid, j.partition, max(j."offset"), chaos.remote_now(j.partition)
-      FROM chaos.job_audit j WHERE j.xid = pg_current_xact_id()
-     GROUP BY j.xid, j.partition;
-    RETURN NULL;
-END $$;
-CREATE CONSTRAINT TRIGGER chaos_at_commit AFTER INSERT ON chaos.tx
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION chaos.at_commit();
+-- the relay's transactions that wrote anything audited
+CREATE TABLE chaos.tx (xid bigint PRIMARY KEY, commit_order bigint NOT NULL, committed_at timestamptz NOT NULL);
+INSERT INTO chaos.tx
+SELECT c.xid, c.commit_order, c.committed_at FROM chaos.commits c
+ WHERE c.xid IN (SELECT xid FROM chaos.job_audit UNION SELECT xid FROM chaos.dead_audit
+                 UNION SELECT xid FROM chaos.advances UNION SELECT xid FROM chaos.remote_touch);
+ANALYZE chaos.job_audit; ANALYZE chaos.dead_audit; ANALYZE chaos.advances; ANALYZE chaos.tx;
 };
 
 # ---------------------------------------------------------------------------
@@ -179,6 +206,7 @@ CREATE CONSTRAINT TRIGGER chaos_at_commit AFTER INSERT ON chaos.tx
 
 my ($node, $kafka, $P, $seed, $logdir);
 my (@high, @sent, @maxsent, @bytes);    # per partition (the writer's view)
+my @writer;    # every commit-log entry sent: [partition, offset, time before the produce, produced]
 my ($seq, @class, %dead_md5);          # per produced message (by seq)
 my %injected;                          # fault kind => count
 my %seen;                              # fault kind => count seen in the view
@@ -190,7 +218,7 @@ my $broker_down_cut = 0;      # broker_down observations a PostgreSQL restart cu
 my (@pg_deck, @kafka_deck);    # the faults left in each timeline's deck
 my (%totals, %last_slot);              # workers view counters over epochs
 my @COUNTERS = qw(messages jobs skipped dead_letters batches restarts kafka_errors
-  broker_waits rebalances commit_failures remote_backwards gated);
+  broker_waits rebalances commit_failures remote_backwards gated direct_inserts copy_inserts);
 
 sub sql_try { return SentryRelay::Test::try_psql($node, $_[0]) }
 
@@ -334,7 +362,7 @@ sub refresh_high
 sub commit_step
 {
 	my ($final) = @_;
-	my @msgs;
+	my (@msgs, @entries);
 	my @parts = $final ? (0 .. $P - 1) : grep { rand() < 0.4 } 0 .. $P - 1;
 	for my $p (@parts)
 	{
@@ -357,11 +385,16 @@ sub commit_step
 		next if $new == $sent[$p] && !$final;
 		my ($ck, $cv) = SentryRelay::KafkaMock::commit_log_message($TOPIC, $p, $GROUP, $new);
 		push @msgs, [ $CLOG, 0, $ck, $cv ];
+		push @entries, [ $p, $new ];
 		$sent[$p] = $new;
 		$maxsent[$p] = max($maxsent[$p], $new);    # even if the produce fails
 	}
 	return 1 unless @msgs;
+	# the time before the produce: from then on the relay may read them
+	my $t = time;
 	my $ok = eval { produce_lines(\@msgs); 1 };
+	# a failed produce may still have reached the broker: kept, marked
+	push @writer, map { [ @$_, $t, $ok ? 1 : 0 ] } @entries;
 	$clog_entries += @msgs if $ok;
 	note("commit log produce failed: $@") unless $ok;
 	return $ok;
@@ -776,6 +809,7 @@ sub run
 	@sent = (0) x $P;
 	@maxsent = (0) x $P;
 	@bytes = (0) x $P;
+	@writer = ();
 	$seq = 0;
 
 	$kafka = SentryRelay::Kafka->new(brokers => 3);
@@ -792,8 +826,9 @@ sub run
 	}
 	diag('broker: ' . ($kafka->kind eq 'real' ? 'Apache Kafka, 3 nodes, 3 replicas' : 'the librdkafka mock, 3 brokers'));
 	$node = relay_node('chaos', $kafka, 'sentry_relay.batch_size' => 300,
-		restart_after_crash => 'on', log_min_messages => 'info');
-	$node->safe_psql('postgres', $AUDIT_SQL);
+		restart_after_crash => 'on', log_min_messages => 'info', wal_level => 'logical');
+	# the audit's slot, before the stream exists (see "the audit" above)
+	$node->safe_psql('postgres', qq{SELECT pg_create_logical_replication_slot('$SLOT', 'test_decoding')});
 
 	# a backlog before the stream starts, the rest produced along the run
 	my $backlog = int($target * 0.15);
@@ -939,6 +974,11 @@ sub run
 	is($node->safe_psql('postgres', qq{SELECT pid || ' ' || restarts FROM sentry_relay.workers WHERE stream = '$STREAM'}),
 		$steady, 'no restart while the checks ran (no crash loop)');
 	flush_totals();
+	# every batch took the direct multi-insert (lower bounds, as above; the
+	# server log check covers what a crash took from the counters)
+	is($totals{copy_inserts} // 0, 0, 'no batch of jobs inserted through COPY FROM (workers view)');
+	ok(($totals{direct_inserts} // 0) > 0, 'batches of jobs inserted by the direct multi-insert (workers view): '
+		  . ($totals{direct_inserts} // 0));
 	report($counts, \@final, time - $t_start);
 
 	$node->stop;
@@ -949,6 +989,37 @@ sub check_accounting
 {
 	my ($final) = @_;
 	my $tmp = PostgreSQL::Test::Utils::tempdir();
+	my $q = sub { $node->safe_psql('postgres', $_[0]) };
+	my %c;
+
+	# the audit: the slot survived the crashes and restarts; read it once
+	like($q->(qq{SELECT slot_type || ' ' || plugin || ' ' || coalesce(wal_status, '-')
+	  FROM pg_replication_slots WHERE slot_name = '$SLOT'}), qr/^logical test_decoding (reserved|extended)$/,
+		"the logical slot $SLOT is still there, with all its WAL");
+	$q->('CREATE SCHEMA chaos');
+	my $t_read = time;
+	$q->($DECODE_SQL);
+	$c{slot_read} = time - $t_read;
+	@c{qw(decoded_rows decoded_mb)} = split / /, $q->(q{SELECT count(*) || ' '
+	  || round(coalesce(sum(octet_length(data)), 0) / 1e6, 1) FROM chaos.decoded});
+	my $t_derive = time;
+	$q->($DERIVE_SQL);
+	$c{derive} = time - $t_derive;
+	$c{decoded_tx} = $q->(q{SELECT count(*) FROM chaos.commits});
+	diag(sprintf('decoded %d rows (%.1f MB of text, %d transactions) in %.1f s; derived the audit in %.1f s',
+		$c{decoded_rows}, $c{decoded_mb}, $c{decoded_tx}, $c{slot_read}, $c{derive}));
+
+	# the harness's own record of the commit log it sent
+	my $wfile = "$tmp/writer.tsv";
+	open(my $wfh, '>', $wfile) or die "$wfile: $!";
+	printf $wfh "%d\t%d\t%.6f\t%s\n", $_->[0], $_->[1], $_->[2], $_->[3] ? 't' : 'f' for @writer;
+	close $wfh;
+	$q->(qq{
+CREATE TABLE chaos.writer (partition int NOT NULL, "offset" bigint NOT NULL, sent_epoch float8 NOT NULL,
+    produced boolean NOT NULL, sent_at timestamptz GENERATED ALWAYS AS (to_timestamp(sent_epoch)) STORED);
+COPY chaos.writer (partition, "offset", sent_epoch, produced) FROM '$wfile';
+CREATE INDEX ON chaos.writer (partition, sent_at);
+ANALYZE chaos.writer;});
 
 	# retention must not have dropped anything
 	my @low = map { my ($lo) = $kafka->end_offsets($TOPIC, $_); $lo } 0 .. $P - 1;
@@ -984,10 +1055,8 @@ CREATE TABLE chaos.expected (partition int, "offset" bigint, seq int, class text
 COPY chaos.expected FROM '$file';
 CREATE TABLE chaos.final (partition int PRIMARY KEY, remote bigint);
 INSERT INTO chaos.final SELECT i - 1, (ARRAY[@{[ join(',', @$final) ]}]::bigint[])[i] FROM generate_series(1, $P) i;
-ANALYZE chaos.expected; ANALYZE chaos.job_audit;});
+ANALYZE chaos.expected;});
 
-	my $q = sub { $node->safe_psql('postgres', $_[0]) };
-	my %c;
 	$c{produced} = $n;
 	$c{below} = $q->(q{SELECT count(*) FROM chaos.expected e JOIN chaos.final f USING (partition) WHERE e."offset" < f.remote});
 	for my $k (qw(J S D))
@@ -1033,11 +1102,20 @@ SELECT count(*) || coalesce(': ' || string_agg(format('%s:%s %s got %s', partiti
 	  WHERE d.stream = 'chaos' AND d.topic = 'events' AND d."offset" >= f.remote)}),
 		'0', 'nothing at or past the final remote offset was relayed');
 
-	# the audit: one audit row per job and dead letter, every transaction stamped
-	is($q->(q{SELECT (SELECT count(*) FROM chaos.job_audit) = (SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'chaos')
-	  AND (SELECT count(*) FROM chaos.dead_audit WHERE topic = 'events') = (SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = 'chaos' AND topic = 'events')
-	  AND (SELECT count(*) FROM chaos.tx WHERE commit_order IS NULL) = 0}),
-		't', 'the audit saw every job and dead letter, and stamped every transaction at commit');
+	# the audit: the decoded WAL holds every job and dead letter, each once,
+	# and the relay's tables lost no row (the derivation assumes it)
+	is($q->(q{SELECT (SELECT count(*) FROM (SELECT partition, "offset" FROM chaos.job_audit
+	                                         EXCEPT ALL SELECT partition, "offset" FROM sentry_relay.jobs WHERE stream = 'chaos') x)
+	     + (SELECT count(*) FROM (SELECT partition, "offset" FROM sentry_relay.jobs WHERE stream = 'chaos'
+	                              EXCEPT ALL SELECT partition, "offset" FROM chaos.job_audit) x)
+	     + (SELECT count(*) FROM (SELECT topic, partition, "offset" FROM chaos.dead_audit
+	                              EXCEPT ALL SELECT topic, partition, "offset" FROM sentry_relay.dead_letters WHERE stream = 'chaos') x)
+	     + (SELECT count(*) FROM (SELECT topic, partition, "offset" FROM sentry_relay.dead_letters WHERE stream = 'chaos'
+	                              EXCEPT ALL SELECT topic, partition, "offset" FROM chaos.dead_audit) x)}),
+		'0', 'the decoded WAL holds every job and dead letter, and no other');
+	is($q->(q{SELECT count(*) FROM chaos.changes
+	  WHERE tbl IN ('jobs', 'dead_letters', 'partition_state', 'remote_offsets') AND op NOT IN ('INSERT', 'UPDATE')}),
+		'0', 'the decoded WAL holds no delete or truncate of the audited tables');
 
 	# local offsets: each partition's committed advances tile [0, final)
 	is($q->(q{
@@ -1069,27 +1147,42 @@ SELECT coalesce(sum(new_local - coalesce(old_local, 0)), 0)
 	is($c{dead}, $c{exp_D}, "dead letters ($c{dead}) = bad messages below the final remote offset");
 	is($c{jobs} + $c{dead} + $c{skips}, $c{below}, "jobs + dead letters + skips = messages below the final remote offset ($c{below})");
 
-	# the gate: each job below the remote offset in force when it committed
+	# The gate, hard bound: each job below the highest offset the harness had
+	# sent for its partition in the commit log before the job's transaction
+	# committed.  An entry counts from the time taken before its produce, and
+	# a failed produce counts too (it may have reached the broker): the bound
+	# is the loosest one the relay could have seen, so a job at or past it
+	# was enqueued before the writer had reported it stored.
 	my $gate = $q->(q{
 WITH h AS (SELECT rh.partition, rh.remote, t.commit_order, t.committed_at,
                   lag(rh.remote) OVER (PARTITION BY rh.partition ORDER BY t.commit_order) AS prev
              FROM chaos.remote_hist rh JOIN chaos.tx t USING (xid)),
 g AS (SELECT g.*, t.commit_order, t.committed_at,
-             (SELECT max(h.remote) FROM h WHERE h.partition = g.partition AND h.commit_order <= t.commit_order) AS remote_max
+             (SELECT max(w."offset") FROM chaos.writer w
+               WHERE w.partition = g.partition AND w.sent_at < t.committed_at) AS sent_max
         FROM chaos.gate g JOIN chaos.tx t USING (xid))
-SELECT count(*) FILTER (WHERE remote IS NULL OR max_offset >= remote_max OR remote_max IS NULL) || ' '
-    || count(*) FILTER (WHERE max_offset >= remote AND NOT EXISTS (
+SELECT count(*) FILTER (WHERE sent_max IS NULL OR max_offset >= sent_max) || ' '
+    || count(*) FILTER (WHERE remote IS NULL OR (max_offset >= remote AND NOT EXISTS (
            SELECT 1 FROM h WHERE h.partition = g.partition AND h.prev > h.remote
               AND h.commit_order <= g.commit_order AND h.committed_at > g.committed_at - interval '5 s'
-              AND g.max_offset < h.prev)) || ' '
+              AND g.max_offset < h.prev))) || ' '
     || count(*) FILTER (WHERE max_offset >= remote) || ' ' || count(*)
   FROM g});
 	my ($hard, $strict, $raced, $gtx) = split / /, $gate;
-	is($hard, '0', "no job at or past the highest remote offset the writer had reported ($gtx transaction-partitions checked)");
+	is($hard, '0', "no job at or past the highest offset the harness had sent in the commit log before it committed "
+		  . "($gtx transaction-partitions checked)");
+	# The strict bound, a second check from the decoded replay of
+	# remote_offsets: each job below the remote offset in force when its
+	# transaction committed, but for a batch that a backward move raced.
 	is($strict, '0', 'no job at or past the remote offset in force when it committed'
 		  . ($raced ? " (except $raced batch(es) that a backward move of the commit log raced, each below the offset it moved back from)" : ''));
 	$c{raced} = $raced;
 	$c{gate_tx} = $gtx;
+	# what the relay stored as remote offsets, the harness had sent
+	is($q->(qq{SELECT count(*) FROM chaos.remote_rows r JOIN chaos.tx t USING (xid)
+	  WHERE r.grp <> '$GROUP' OR NOT EXISTS (SELECT 1 FROM chaos.writer w
+	        WHERE w.partition = r.partition AND w."offset" = r."offset" AND w.sent_at < t.committed_at)}),
+		'0', 'every remote offset the relay stored is one the harness had sent for that partition before');
 	$c{hist} = $q->(q{SELECT count(*) || ' ' || count(*) FILTER (WHERE remote < prev) FROM
 	  (SELECT remote, lag(remote) OVER (PARTITION BY partition ORDER BY t.commit_order) AS prev
 	     FROM chaos.remote_hist JOIN chaos.tx t USING (xid)) x});
@@ -1106,6 +1199,9 @@ SELECT count(*) FILTER (WHERE remote IS NULL OR max_offset >= remote_max OR remo
 	my %errs;
 	$errs{ substr($1, 0, 160) }++ while $log =~ /\bERROR:\s+(?:[0-9A-Z]{5}: )?([^\n]*)/g;
 	$c{errors} = \%errs;
+	# the production insert path: no batch of jobs went through COPY FROM
+	my @copy = $log =~ /^([^\n]*through COPY FROM[^\n]*)$/mg;
+	is(scalar @copy, 0, 'no "through COPY FROM" in the server log' . (@copy ? ": $copy[0]" : ''));
 	$c{crash_restarts} = () = $log =~ /all server processes terminated; reinitializing/g;
 	$c{pg_starts} = () = $log =~ /database system is ready to accept connections/g;
 	return \%c;
@@ -1133,8 +1229,11 @@ sub report
 			$c{jobs}, $c{dead}, $c{skips}, $c{clog_dead}),
 		sprintf('commit log entries %d, of which backwards %d; remote offset changes stored %s (total, backwards)',
 			$clog_entries, $backwards, $c{hist}),
-		sprintf('audited transactions %d; job transaction-partitions %d, raced by a backward move %d',
-			$c{tx}, $c{gate_tx}, $c{raced}),
+		sprintf('decoded transactions %d, audited %d; decoded output %d rows, %.1f MB, read in %.1f s; '
+			  . 'job transaction-partitions %d, raced by a backward move %d',
+			$c{decoded_tx}, $c{tx}, $c{decoded_rows}, $c{decoded_mb}, $c{slot_read}, $c{gate_tx}, $c{raced}),
+		sprintf('insert paths (workers view, summed over epochs): direct %d, COPY FROM %d',
+			$totals{direct_inserts} // 0, $totals{copy_inserts} // 0),
 		"faults injected: $fs",
 		sprintf('restarts: postmaster crash restarts %d, server starts %d, worker error exits %d, '
 			  . 'workers-view restarts %d; produce failures %d',

@@ -256,38 +256,31 @@ sr_handle_rebalance(sr_worker *w, rd_kafka_event_t *ev)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-/*
- * Kafka refused the offsets mirrored to the consumer group.  Usually
- * transient (the next batch commits newer ones).  With local assignment the
- * worker is no member of the group, and the group refuses such commits only
- * while it has members: another consumer reads the topic in the same group,
- * which is said once, loudly.
- */
+/* Kafka refused the offsets mirrored to the group: usually transient, the next batch commits newer ones. */
 static void
-sr_offset_commit_failed(sr_worker *w, rd_kafka_event_t *ev)
+sr_offset_commit_failed(sr_worker *w, rd_kafka_resp_err_t err)
+{
+	sr_count_fault(w->slot, SR_FAULT_COMMIT_FAILED);
+	ereport(DEBUG1, (errmsg("%s: Kafka offset commit failed: %s", w->label, rd_kafka_err2str(err))));
+}
+
+/*
+ * The error of an offset commit's result: the request's, or else the first
+ * partition's (Kafka answers a commit it refuses per partition).
+ */
+static rd_kafka_resp_err_t
+sr_offset_commit_error(rd_kafka_event_t *ev)
 {
 	rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+	const rd_kafka_topic_partition_list_t *l;
 
-	sr_count_fault(w->slot, SR_FAULT_COMMIT_FAILED);
-	if (w->def.local_assignment &&
-		(err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-		 err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS))
-	{
-		char		msg[256];
-
-		snprintf(msg, sizeof(msg), "consumer group \"%s\" has other members: Kafka refused the offsets (%s)",
-				 w->def.consumer_group, rd_kafka_err2str(err));
-		sr_worker_error(w, msg);
-		if (!w->local_group_warned)
-			ereport(WARNING,
-					(errmsg("%s: %s", w->label, msg),
-					 errdetail("The stream assigns its partitions locally, so another consumer of the group may read the same partitions."),
-					 errhint("Give each consumer its own consumer group, or use \"assignment\": \"group\" in every server that runs the stream.")));
-		w->local_group_warned = true;
-		return;
-	}
-	ereport(DEBUG1, (errmsg("%s: Kafka offset commit failed: %s", w->label,
-							rd_kafka_event_error_string(ev))));
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return err;
+	l = rd_kafka_event_topic_partition_list(ev);
+	for (int i = 0; l != NULL && i < l->cnt; i++)
+		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			return l->elems[i].err;
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /* Serve events of the events consumer until the batch is cut. */
@@ -317,10 +310,13 @@ sr_drain_events(sr_worker *w, TimestampTz deadline)
 				sr_kafka_log_event(ev, w->label);
 				break;
 			case RD_KAFKA_EVENT_OFFSET_COMMIT:
-				if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-					rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR__NO_OFFSET)
-					sr_offset_commit_failed(w, ev);
-				break;
+				{
+					rd_kafka_resp_err_t err = sr_offset_commit_error(ev);
+
+					if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+						sr_offset_commit_failed(w, err);
+					break;
+				}
 			default:
 				break;
 		}

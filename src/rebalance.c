@@ -15,6 +15,7 @@
 #include "worker.h"
 
 #define SR_LOCAL_METADATA_TIMEOUT_MS 2000	/* a metadata request, local assignment */
+#define SR_LOCAL_GROUP_TIMEOUT_MS 1000	/* a description of the consumer group */
 
 static bool
 sr_cooperative(sr_worker *w)
@@ -225,4 +226,48 @@ sr_local_assign(sr_worker *w)
 	}
 	rd_kafka_topic_partition_list_destroy(mine);
 	return true;
+}
+
+/*
+ * With local assignment no worker of the stream is a member of its consumer
+ * group, and Kafka accepts the offsets they commit to it whatever its
+ * members.  A member is then another consumer that reads the topic in the
+ * same group, most likely the same stream in a second server: said with a
+ * WARNING once per appearance, and in last_error.  Called
+ * every few seconds; a group that cannot be described is tried again then.
+ */
+void
+sr_local_check_group(sr_worker *w)
+{
+	const struct rd_kafka_group_list *gl = NULL;
+	rd_kafka_resp_err_t err;
+	int			members = 0;
+	char		msg[SR_ERROR_LEN];
+
+	err = rd_kafka_list_groups(w->events.rk, w->def.consumer_group, &gl, SR_LOCAL_GROUP_TIMEOUT_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		ereport(DEBUG1, (errmsg("%s: could not describe consumer group \"%s\": %s", w->label,
+								w->def.consumer_group, rd_kafka_err2str(err))));
+		return;
+	}
+	for (int i = 0; i < gl->group_cnt; i++)
+		if (gl->groups[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			strcmp(gl->groups[i].group, w->def.consumer_group) == 0)
+			members += gl->groups[i].member_cnt;
+	rd_kafka_group_list_destroy(gl);
+	if (members == 0)
+	{
+		w->local_group_warned = false;
+		return;
+	}
+	snprintf(msg, sizeof(msg), "consumer group \"%s\" has %d other member(s): another consumer "
+			 "may read the partitions this stream assigns locally", w->def.consumer_group, members);
+	sr_worker_error(w, msg);
+	if (!w->local_group_warned)
+		ereport(WARNING,
+				(errmsg("%s: %s", w->label, msg),
+				 errdetail("The stream's workers take their partitions without joining the group (\"assignment\": \"local\"), so its members are other consumers."),
+				 errhint("Run a locally assigned stream in one server only, or use \"assignment\": \"group\" in every server that runs it; give other consumers their own group.")));
+	w->local_group_warned = true;
 }

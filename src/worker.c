@@ -37,6 +37,7 @@
 #define SR_MAX_WAIT_MS 1000
 #define SR_WAKER_STOP_MS 2000	/* a wake-up request in flight at exit */
 #define SR_MIRROR_POLL_MS 100	/* offsets wait for the WAL flush */
+#define SR_LOCAL_GROUP_CHECK_MS 5000	/* local assignment: a look at the group's members */
 
 /*
  * The worker's static membership in the consumer group (group.instance.id,
@@ -321,6 +322,11 @@ sr_worker_main(Datum main_arg)
 		if (w->def.local_assignment && now >= w->local_next_try)
 			w->local_next_try = TimestampTzPlusMilliseconds(now, sr_local_assign(w) ?
 															sr_metadata_refresh_ms(w) : 1000);
+		if (w->def.local_assignment && now >= w->local_group_next)
+		{
+			w->local_group_next = TimestampTzPlusMilliseconds(now, SR_LOCAL_GROUP_CHECK_MS);
+			sr_local_check_group(w);
+		}
 		if (w->clog_wanted && !w->clog_assigned && now >= w->clog_next_try)
 			sr_clog_assign(w);
 		if (w->broker_down && now >= w->broker_probe_next)

@@ -163,6 +163,7 @@ typedef struct sr_worker
 	bool		local_failing;
 	bool		local_group_warned;	/* the group has other members: said once */
 	TimestampTz local_next_try;
+	TimestampTz local_group_next;	/* the next look at the group's members */
 	int			wake_pipe[2];	/* librdkafka writes when a queue fills */
 	MemoryContext batch_cxt;	/* the current batch; reset after its commit */
 	MemoryContext iter_cxt;		/* one pass of the loop */
@@ -193,6 +194,7 @@ extern void sr_on_assign(sr_worker *w, rd_kafka_topic_partition_list_t *parts);
 extern void sr_on_revoke(sr_worker *w, rd_kafka_topic_partition_list_t *parts);
 extern void sr_release_all(sr_worker *w);
 extern bool sr_local_assign(sr_worker *w);
+extern void sr_local_check_group(sr_worker *w);
 
 /* gate.c */
 extern void sr_gate_offer(sr_worker *w, sr_part *p, const sr_msg *m);

@@ -26,6 +26,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 use SentryRelay::Kafka;
 use SentryRelay::Test;
+use IPC::Run ();
 
 plan skip_all => 'java not found: no real Kafka broker here'
   unless SentryRelay::Kafka->available;
@@ -251,6 +252,56 @@ unlike($log, qr/did not confirm the leave|could not leave the consumer group/,
 diag(sprintf('recovery on %s: %s', $kind,
 	join('; ', map { my $s = $_; "$s " . join(', ', map { sprintf('%s %.1f s', $_, $measured{$s}{$_} // -1) } @order) }
 	  sort keys %stream)));
+
+# Local assignment and a foreign member of the same consumer group (what
+# the same stream in a second server would be): Kafka still accepts the
+# relay's offset commits, so the worker looks at the group's members every
+# 5 s and says so, with one WARNING and in last_error; relaying goes on.
+# (Apache Kafka only: the mock cluster cannot describe groups.)
+if ($kind eq 'real')
+{
+	my $log_offset = -s $node->logfile;
+	my ($out, $err) = ('', '');
+	my $code = sprintf(q{
+import time
+from confluent_kafka import Consumer
+c = Consumer({'bootstrap.servers': '%s', 'group.id': 'cg-rc-local', 'enable.auto.commit': False,
+              'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500, 'client.id': 'foreign-member'})
+joined = []
+c.subscribe(['rc-local-events'], on_assign=lambda cons, parts: joined.append(len(parts)))
+end = time.time() + 20
+while time.time() < end and not (joined and open('%s').read().strip() == 'stop'):
+    c.poll(0.2)
+c.close()
+print('joined' if joined else 'never joined')
+}, $kafka->bootstrap, my $stop = PostgreSQL::Test::Utils::tempdir() . '/stop');
+	open(my $fh, '>', $stop) or die "$stop: $!";
+	close $fh;
+	my $h = IPC::Run::start([ '/usr/bin/python3', '-c', $code ], '<', \undef, '>', \$out, '2>', \$err);
+	# once the member is in, one more message per partition
+	my $joined = 0;
+	for (1 .. 100)
+	{
+		produce_round('rc-local');
+		last if ($joined = $node->log_contains(qr/WARNING:  worker \d of stream "rc-local": consumer group "cg-rc-local" has 1 other member/, $log_offset));
+		usleep(200_000);
+	}
+	ok($joined, 'local, foreign member: the worker warns that the group has other members');
+	like($node->safe_psql('postgres', q{SELECT string_agg(coalesce(last_error, '-'), ' | ') FROM sentry_relay.workers WHERE stream = 'rc-local'}),
+		qr/consumer group "cg-rc-local" has 1 other member\(s\): another consumer may read the partitions this stream assigns locally/,
+		'local, foreign member: and says so in last_error');
+	is(wait_for_value_retry($node, q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rc-local'}, $stream{'rc-local'}{next} * $NPART, 30),
+		$stream{'rc-local'}{next} * $NPART, 'local, foreign member: relaying goes on');
+	my %per_worker;
+	my $since = slurp_file($node->logfile, $log_offset);
+	$per_worker{$1}++ while $since =~ /WARNING:  worker (\d) of stream "rc-local": consumer group/g;
+	ok(!grep({ $_ > 1 } values %per_worker), 'local, foreign member: one WARNING per worker, not one per commit');
+	open($fh, '>', $stop) or die "$stop: $!";
+	print $fh "stop\n";
+	close $fh;
+	$h->finish;
+	is($out, "joined\n", 'local, foreign member: the foreign consumer had joined the group');
+}
 
 # A commit log that is missing when the worker starts: with local
 # assignment the partitions come first, and the worker waits for the commit

@@ -1,7 +1,8 @@
 /*
  * rebalance.c - partitions of the events topic that the consumer group
  * assigns to the worker or takes away, or that the worker takes itself
- * when the stream's partitions are assigned locally.
+ * when the stream's partitions are assigned locally (and then watches the
+ * group for members, which would be other consumers of the partitions).
  *
  * An assigned partition is claimed in sentry_relay.partitions and
  * positioned at the local offset stored there (Kafka's committed offset or

@@ -2,7 +2,7 @@
  * worker_status.c - what a worker shows and looks up: its status, last
  * error and partitions in its shared-memory slot (the sentry_relay.workers
  * view), its table of partitions, and the Kafka error events every consumer
- * of the worker reports the same way.
+ * of the worker reports the same way, with the end of a wait for the broker.
  */
 #include "postgres.h"
 

@@ -86,11 +86,12 @@ $node->safe_psql('postgres', q{SELECT sentry_relay.stop_stream('ss')});
 
 ################################################################
 # 7a. A restart of PostgreSQL while a stream of 16000 messages is enqueued.
-#     The drain is long because it is big (8000 messages per partition in
-#     batches of 50, about 4 MB per partition, within the mock's 5 MB), not
-#     because anything slows the relay down: the relay's tables are as the
-#     extension makes them, and every batch takes the direct insert, as in
-#     production (asserted at the end).
+#     8000 messages per partition in batches of 50 (about 4 MB per
+#     partition, within the mock's 5 MB), let through by the writer in
+#     steps, so that the faults come while the relay drains and more is to
+#     come.  Nothing slows the relay down: its tables are as the extension
+#     makes them, and every batch takes the direct insert, as in production
+#     (asserted at the end).
 ################################################################
 my $per_part = 8000;
 my $all = 2 * $per_part;
@@ -102,7 +103,15 @@ ok(wait_until($node, q{SELECT count(*) = 1 FROM sentry_relay.workers WHERE strea
 produce_events($kafka, 'rs-events', $_, $per_part) for 0, 1;
 ok(wait_until($node, q{SELECT count(*) = 2 FROM sentry_relay.partitions WHERE stream = 'rs' AND local_offset = 0 AND state = 'UNKNOWN'}),
 	'rs: both partitions seen, waiting for the writer');
-commit_log($kafka, 'rs-events', $_, 'snuba-consumers', $per_part, commit_log_topic => 'rs-clog') for 0, 1;
+# the writer lets the messages through in steps (5000, 6500, then all per
+# partition): the restart comes right after the second step, while the
+# relay drains it and the last is still to come, whatever the machine's speed
+sub writer_step
+{
+	my ($offset) = @_;
+	commit_log($kafka, 'rs-events', $_, 'snuba-consumers', $offset, commit_log_topic => 'rs-clog') for 0, 1;
+}
+writer_step(5000);
 
 my $seen = 0;
 my $deadline = time + 60;
@@ -113,9 +122,11 @@ while (time < $deadline)
 	usleep(10_000);
 }
 ok($seen >= 500, "rs: jobs are arriving ($seen so far)");
+writer_step(6500);
 diag("rs: restart with $seen of $all jobs enqueued");
 $node->restart;
-ok($seen < $all, "rs: the restart came in the middle of the stream ($seen of $all)");
+ok($seen < 2 * 6500, "rs: the restart came in the middle of the stream ($seen of the 13000 let through)");
+writer_step($per_part);
 
 is(wait_for_value_retry($node, q{SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rs'}, 2 * $per_part),
 	2 * $per_part, "rs: all $all jobs after the restart");
@@ -147,8 +158,7 @@ for my $p (0, 1)
 }
 raw_produce_file($kafka, \@msgs);
 my $bad = scalar grep { $_ % 97 == 0 } $per_part .. 2 * $per_part - 1;
-commit_log($kafka, 'rs-events', $_, 'snuba-consumers', 2 * $per_part, commit_log_topic => 'rs-clog')
-  for 0, 1;
+writer_step($per_part + 5000);
 
 $seen = 0;
 $deadline = time + 60;
@@ -158,11 +168,13 @@ while (time < $deadline)
 	last if $seen >= 500;
 	usleep(10_000);
 }
-ok($seen >= 500 && $seen < 2 * $per_part, "rs: the second stream is arriving ($seen so far)");
+writer_step($per_part + 6500);
+ok($seen >= 500 && $seen < 2 * 6500, "rs: the second stream is arriving ($seen so far of the 13000 let through)");
 my $all2 = 2 * $all;
 my $last2 = 2 * $per_part - 1;
 my $log_offset = -s $node->logfile;
 ok(kill('KILL', $rs_pid), "rs: kill -9 the worker ($rs_pid) with $seen new jobs enqueued");
+writer_step(2 * $per_part);    # the writer goes on during the crash
 ok($node->wait_for_log(qr/terminated by signal 9/, $log_offset), 'rs: the postmaster noticed the crash');
 is(wait_for_value_retry($node, q{SELECT (SELECT count(*) FROM sentry_relay.jobs WHERE stream = 'rs')
   + (SELECT count(*) FROM sentry_relay.dead_letters WHERE stream = 'rs')}, $all2, 90),

@@ -27,30 +27,20 @@
 void
 sr_clog_assign(sr_worker *w)
 {
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *rkt;
+	const struct rd_kafka_metadata *md;
 	rd_kafka_resp_err_t err;
 	rd_kafka_topic_partition_list_t *l;
 	List	   *pos;
 	ListCell   *lc;
 
 	w->clog_next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
-	rkt = rd_kafka_topic_new(w->clog.rk, w->def.commit_log_topic, NULL);
-	if (rkt == NULL)
-		elog(ERROR, "rd_kafka_topic_new failed");
-	err = rd_kafka_metadata(w->clog.rk, 0, rkt, &md, 2000);
-	rd_kafka_topic_destroy(rkt);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
-		md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topics[0].partition_cnt == 0)
+	err = sr_kafka_topic_metadata(w->clog.rk, w->def.commit_log_topic, 2000, &md);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		char		msg[256];
 
 		snprintf(msg, sizeof(msg), "commit log topic \"%s\" is not available: %s",
-				 w->def.commit_log_topic,
-				 rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err
-								  : (md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)));
-		if (md)
-			rd_kafka_metadata_destroy(md);
+				 w->def.commit_log_topic, rd_kafka_err2str(err));
 		sr_worker_error(w, msg);
 		sr_set_status(w, "waiting for commit log");
 		return;

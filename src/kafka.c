@@ -241,6 +241,37 @@ sr_kafka_one(const char *topic, int32 partition, int64 offset)
 	return l;
 }
 
+rd_kafka_resp_err_t
+sr_kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
+						const struct rd_kafka_metadata **md)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	rd_kafka_resp_err_t err;
+
+	*md = NULL;
+	if (rkt == NULL)
+		return rd_kafka_last_error();
+	err = rd_kafka_metadata(rk, 0, rkt, md, timeout_ms);
+	rd_kafka_topic_destroy(rkt);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		*md = NULL;
+		return err;
+	}
+	if ((*md)->topic_cnt != 1)
+		err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+	else if ((*md)->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		err = (*md)->topics[0].err;
+	else if ((*md)->topics[0].partition_cnt <= 0)
+		err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_metadata_destroy(*md);
+		*md = NULL;
+	}
+	return err;
+}
+
 /* Drop a consumer's whole assignment (eager protocol), logging a failure. */
 void
 sr_kafka_unassign_all(rd_kafka_t *rk, const char *who)

@@ -42,6 +42,13 @@ extern bool sr_kafka_error_is_broker_down(rd_kafka_resp_err_t err);
 /* Drop a consumer's whole assignment (eager protocol), logging a failure. */
 extern void sr_kafka_unassign_all(rd_kafka_t *rk, const char *who);
 
+/*
+ * The metadata of one topic that has partitions, in *md (free it with
+ * rd_kafka_metadata_destroy), or the error that says why there is none.
+ */
+extern rd_kafka_resp_err_t sr_kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
+												   const struct rd_kafka_metadata **md);
+
 /* A list of one partition, for pause/resume/seek/commit. */
 extern rd_kafka_topic_partition_list_t *sr_kafka_one(const char *topic,
 													int32 partition,

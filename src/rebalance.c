@@ -158,33 +158,19 @@ sr_release_all(sr_worker *w)
 bool
 sr_local_assign(sr_worker *w)
 {
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->events.rk, w->def.topic, NULL);
-	const struct rd_kafka_metadata *md = NULL;
+	const struct rd_kafka_metadata *md;
 	rd_kafka_resp_err_t err;
 	int			count = 0;
 	char		msg[256];
 	rd_kafka_topic_partition_list_t *mine;
 
-	if (rkt == NULL)
-		err = rd_kafka_last_error();
-	else
-	{
-		err = rd_kafka_metadata(w->events.rk, 0, rkt, &md, SR_LOCAL_METADATA_TIMEOUT_MS);
-		rd_kafka_topic_destroy(rkt);
-	}
+	err = sr_kafka_topic_metadata(w->events.rk, w->def.topic, SR_LOCAL_METADATA_TIMEOUT_MS, &md);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		if (md->topic_cnt != 1)
-			err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-		else if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			err = md->topics[0].err;
-		else if (md->topics[0].partition_cnt <= 0)
-			err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
-		else
-			count = md->topics[0].partition_cnt;
+		count = md->topics[0].partition_cnt;
 		rd_kafka_metadata_destroy(md);
 	}
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	else
 	{
 		snprintf(msg, sizeof(msg), "could not read the partitions of topic \"%s\": %s",
 				 w->def.topic, rd_kafka_err2str(err));

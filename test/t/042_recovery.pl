@@ -97,6 +97,14 @@ sub produce_round
 	raw_produce_file($kafka, \@msgs);
 }
 
+# stream $s has a job for every message produced to it
+sub jobs_done
+{
+	my ($s) = @_;
+	my $n = njobs($s);
+	return defined $n && $n == $stream{$s}{next} * $NPART;
+}
+
 # every stream's jobs up to date: seconds since $t0 for each (a time, or a
 # time per stream), measured by polling every 20 ms; $done holds the
 # streams measured already
@@ -110,9 +118,7 @@ sub wait_jobs
 	{
 		for my $s (sort keys %stream)
 		{
-			next if exists $secs{$s};
-			my $n = njobs($s);
-			$secs{$s} = time - $t0->{$s} if defined $n && $n == $stream{$s}{next} * $NPART;
+			$secs{$s} = time - $t0->{$s} if !exists $secs{$s} && jobs_done($s);
 		}
 		usleep(20_000);
 	}
@@ -183,9 +189,7 @@ my %faults = (
 			}
 			for my $s (sort keys %produced)
 			{
-				next if exists $secs{$s};
-				my $n = njobs($s);
-				$secs{$s} = time - $t0{$s} if defined $n && $n == $stream{$s}{next} * $NPART;
+				$secs{$s} = time - $t0{$s} if !exists $secs{$s} && jobs_done($s);
 			}
 			usleep(20_000);
 		}

@@ -84,21 +84,6 @@ sub jobs_sql_expect
 	return join ' ', map { my $p = $_->[0]; map { "$p:$_" } @{ $_->[1] } } @_;
 }
 
-sub wait_for
-{
-	my ($what, $code, $expected, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	my $r;
-	while (time < $deadline)
-	{
-		$r = $code->();
-		return $r if $r eq $expected;
-		usleep(100_000);
-	}
-	diag("timed out waiting for $what: '$r', expected '$expected'");
-	return $r;
-}
-
 sub low_watermarks
 {
 	return join ' ', map { ($kafka->end_offsets('events', $_))[0] } 0, 1;

@@ -45,21 +45,6 @@ sub writer
 
 sub clog_range { return join ' ', $kafka->end_offsets('cr-clog', 0) }
 
-sub wait_for
-{
-	my ($what, $code, $expected, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	my $r;
-	while (time < $deadline)
-	{
-		$r = $code->();
-		return $r if $r eq $expected;
-		usleep(100_000);
-	}
-	diag("timed out waiting for $what: '$r', expected '$expected'");
-	return $r;
-}
-
 sub restart_stream
 {
 	$node->safe_psql('postgres', q{SELECT sentry_relay.start_stream('cr')});

@@ -263,7 +263,25 @@ sub raw_produce_file
 
 # ---- helpers of the 08x tests (operations, drops), in any database ----
 
-push @EXPORT, qw(poll stays create_stream_in commit_log_to_parts);
+push @EXPORT, qw(poll stays create_stream_in commit_log_to_parts wait_for);
+
+# wait_for($what, $code, $expected, $timeout): poll $code (every 100 ms)
+# until it returns $expected, for anything that is not one SQL query (a
+# Kafka watermark, a log line); returns the last value.
+sub wait_for
+{
+	my ($what, $code, $expected, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	my $r;
+	while (time < $deadline)
+	{
+		$r = $code->();
+		return $r if $r eq $expected;
+		usleep(100_000);
+	}
+	diag("timed out waiting for $what: '$r', expected '$expected'");
+	return $r;
+}
 
 # poll($node, $db, $sql, $expected, $timeout): wait_for_value in any database,
 # taking errors as "not yet".
